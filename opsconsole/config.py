@@ -1,0 +1,384 @@
+"""opsconsole.toml: discovery, `.env` values, `${NAME}` interpolation and validation.
+
+Structure is validated when the file loads; variables are resolved per environment when that
+environment is used, so an unset production token does not stop `check --env local`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsconsole import masking, thresholds
+from opsconsole.errors import ConfigError
+from opsconsole.thresholds import QUEUE_KINDS, SERVICE_KINDS, Threshold, ThresholdError
+from opsconsole.tomlpos import KeyLines
+
+PROVIDERS = ("compose", "railway", "aws", "kubernetes", "local")
+PROTECTIONS = ("open", "confirm", "typed")
+BUILTIN = "<built-in config>"
+
+BUILTIN_TOML = """\
+[environments.local]
+provider = "local"
+protection = "open"
+
+[environments.local.services.postgres]
+kind = "postgres"
+url = "${DATABASE_URL:-postgresql://localhost:5432/postgres}"
+
+[environments.local.services.redis]
+kind = "redis"
+url = "${REDIS_URL:-redis://localhost:6379/0}"
+"""
+
+_OPSCONSOLE_KEYS = {"refresh", "timeout", "runbooks", "journal", "default_environment"}
+_ENV_KEYS = {"provider", "protection", "read_only", "services", "queues", "thresholds", "provider_options", "secrets"}
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+# URL schemes each kind accepts; the kind is inferred from the scheme when left out.
+_SCHEMES: dict[str, tuple[str, ...]] = {
+    "postgres": ("postgres", "postgresql"),
+    "redis": ("redis", "rediss", "unix"),
+    "http": ("http", "https"),
+    "tcp": ("tcp",),
+    "bullmq": ("redis", "rediss", "unix"),
+    "bull": ("redis", "rediss", "unix"),
+    "redis-list": ("redis", "rediss", "unix"),
+    "rabbitmq": ("http", "https"),
+    "sqs": ("http", "https", "sqs"),
+}
+_INFER = {"postgres": "postgres", "postgresql": "postgres", "redis": "redis", "rediss": "redis",
+          "http": "http", "https": "http", "tcp": "tcp"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A service or queue of an environment. `kind` is None for a deployable service with no probe."""
+
+    name: str
+    group: str  # "service" or "queue"
+    kind: str | None
+    url: str | None
+    thresholds: Mapping[str, Threshold]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def probed(self) -> bool:
+        return self.kind is not None
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    provider: str
+    protection: str
+    read_only: bool
+    services: tuple[Target, ...]
+    queues: tuple[Target, ...]
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Everything probed, services first."""
+        return tuple(t for t in self.services + self.queues if t.probed)
+
+    @property
+    def is_production(self) -> bool:
+        return self.protection == "typed" or self.name.lower() in ("production", "prod")
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    refresh: float
+    timeout: float
+    runbooks: Path
+    journal: str | None
+    default_environment: str
+    raw: Mapping[str, Any]
+    lines: KeyLines
+    base_dir: Path
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else BUILTIN
+
+    @property
+    def environment_names(self) -> tuple[str, ...]:
+        return tuple(self.raw["environments"])
+
+    def summary(self, name: str) -> Mapping[str, Any]:
+        """An environment's unresolved table (provider, protection, ...), for listings."""
+        return self.raw["environments"][name]
+
+    def environment(self, name: str | None = None) -> Environment:
+        """Resolve one environment: `.env` values, `${NAME}` interpolation, URL checks."""
+        name = name or self.default_environment
+        if name not in self.raw["environments"]:
+            known = ", ".join(self.environment_names)
+            raise ConfigError(f"unknown environment {name!r} (known: {known})", self.source)
+        values = load_env_values(self.base_dir, name)
+        table = self.raw["environments"][name]
+        resolved = _interpolate(table, ("environments", name), values, self)
+        layers = [self.raw.get("thresholds", {}), table.get("thresholds", {})]
+
+        def members(group_key: str, group: str, kinds: tuple[str, ...]) -> tuple[Target, ...]:
+            out = []
+            for member, spec in resolved.get(group_key, {}).items():
+                path = ("environments", name, group_key, member)
+                out.append(self._target(member, group, kinds, spec, path, layers))
+            return tuple(out)
+
+        return Environment(
+            name=name,
+            provider=resolved.get("provider", "local"),
+            protection=resolved.get("protection", "open"),
+            read_only=bool(resolved.get("read_only", False)),
+            services=members("services", "service", SERVICE_KINDS),
+            queues=members("queues", "queue", QUEUE_KINDS),
+            provider_options=resolved.get("provider_options", {}),
+            secrets=resolved.get("secrets", {}),
+        )
+
+    def _target(self, name: str, group: str, kinds: tuple[str, ...], spec: Mapping[str, Any],
+                path: tuple[str, ...], layers: list[Mapping[str, Any]]) -> Target:
+        kind = spec.get("kind")
+        url = spec.get("url")
+        if url is not None and (not isinstance(url, str) or not url.strip()):
+            self._fail("url must be a non-empty string", *path, "url")
+        if kind is None and url is not None:
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            kind = _INFER.get(scheme)
+            if kind is None or kind not in kinds:
+                self._fail(f"cannot tell the kind of {group} {name!r} from its url; add kind = "
+                           f"({' | '.join(kinds)})", *path)
+        if kind is not None and url is None:
+            self._fail(f"{group} {name!r} of kind {kind} needs a url", *path)
+        if kind is not None:
+            _check_url(self, kind, url, path + ("url",))
+            masking.register_url(url)
+        own = spec.get("thresholds")
+        return Target(
+            name=name,
+            group=group,
+            kind=kind,
+            url=url,
+            thresholds=thresholds.resolve(kind, layers, own) if kind else {},
+            options=spec,
+            line=self.lines.line(*path),
+        )
+
+    def _fail(self, message: str, *path: str) -> None:
+        raise ConfigError(message, self.source, self.lines.line(*path))
+
+
+def _check_url(config: Config, kind: str, url: str, path: tuple[str, ...]) -> None:
+    if kind == "postgres" and "://" not in url and "=" in url:
+        return  # a libpq keyword string: host=... dbname=...
+    if kind == "tcp" and "://" not in url:
+        url = "tcp://" + url
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    allowed = _SCHEMES[kind]
+    if scheme not in allowed:
+        shown = masking.redact_url(url)
+        config._fail(f"{kind} url must start with {' or '.join(s + '://' for s in allowed)}, got {shown!r}", *path)
+    if kind == "tcp":
+        hostport = url.split("://", 1)[1].rstrip("/")
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            config._fail(f"tcp url needs host:port, got {hostport!r}", *path)
+
+
+def load_env_values(base_dir: Path, environment: str) -> dict[str, str]:
+    """`.env`, then `.env.<environment>` over it, then the process environment over both."""
+    from dotenv import dotenv_values  # small, but only needed when resolving
+
+    values: dict[str, str] = {}
+    for filename in (".env", f".env.{environment}"):
+        path = base_dir / filename
+        if path.is_file():
+            for key, value in dotenv_values(path).items():
+                if value is not None:
+                    values[key] = value
+    values.update(os.environ)
+    return values
+
+
+def _interpolate(node: Any, path: tuple[str, ...], values: Mapping[str, str], config: Config) -> Any:
+    if isinstance(node, str):
+        def substitute(m: re.Match[str]) -> str:
+            name, default = m["name"], m["default"]
+            value = values.get(name)
+            if value:
+                return value
+            if default is not None:
+                return default
+            if value == "":
+                return value
+            config._fail(f"${{{name}}} is not set: define it in the environment, in .env or "
+                         f".env.{path[1]} beside the config, or write ${{{name}:-default}}", *path)
+            return ""
+        return _VARIABLE.sub(substitute, node)
+    if isinstance(node, Mapping):
+        return {k: _interpolate(v, path + (k,), values, config) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, path, values, config) for v in node]
+    return node
+
+
+def discover(explicit: str | None) -> Path | None:
+    """`--config`, `$OPSCONSOLE_CONFIG`, `./opsconsole.toml`, the user config dir; None = built-in."""
+    for source, candidate in (("--config", explicit), ("OPSCONSOLE_CONFIG", os.environ.get("OPSCONSOLE_CONFIG"))):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"config file not found (from {source})", path)
+            return path
+    local = Path("opsconsole.toml")
+    if local.is_file():
+        return local
+    from platformdirs import user_config_dir
+
+    user = Path(user_config_dir("opsconsole")) / "config.toml"
+    if user.is_file():
+        return user
+    return None
+
+
+def load(explicit: str | None = None) -> Config:
+    path = discover(explicit)
+    if path is None:
+        return parse(BUILTIN_TOML, None, Path.cwd())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", path) from None
+    return parse(text, path, path.resolve().parent)
+
+
+def parse(text: str, path: Path | None, base_dir: Path) -> Config:
+    """Parse and validate the structure of a config text."""
+    source = str(path) if path else BUILTIN
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        m = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = int(m.group(1)) if m else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        if "end of document" in message:
+            line = line or text.count("\n") + 1
+        raise ConfigError(f"TOML syntax error: {message[:1].lower() + message[1:]}", source, line) from None
+    lines = KeyLines(text)
+
+    def fail(message: str, *key: str) -> None:
+        raise ConfigError(message, source, lines.line(*key))
+
+    unknown = sorted(set(raw) - {"opsconsole", "environments", "thresholds"})
+    if unknown:
+        fail(f"unknown section {unknown[0]!r} (known: opsconsole, environments, thresholds)", unknown[0])
+
+    settings = raw.get("opsconsole", {})
+    if not isinstance(settings, Mapping):
+        fail("[opsconsole] must be a table", "opsconsole")
+    for key in sorted(set(settings) - _OPSCONSOLE_KEYS):
+        fail(f"unknown setting {key!r} in [opsconsole] (known: {', '.join(sorted(_OPSCONSOLE_KEYS))})", "opsconsole", key)
+
+    def positive(key: str, default: float) -> float:
+        value = settings.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            fail(f"{key} must be a positive number of seconds, got {value!r}", "opsconsole", key)
+        return float(value)
+
+    refresh = positive("refresh", 5.0)
+    timeout = positive("timeout", 1.0)
+    for key in ("runbooks", "journal", "default_environment"):
+        if key in settings and not isinstance(settings[key], str):
+            fail(f"{key} must be a string", "opsconsole", key)
+
+    environments = raw.get("environments")
+    if not isinstance(environments, Mapping) or not environments:
+        fail("no environments: add at least one [environments.NAME] table", "environments")
+    for name, env in environments.items():
+        _validate_environment(name, env, fail)
+
+    try:
+        thresholds.validate_layer(raw.get("thresholds", {}), ("thresholds",))
+    except ThresholdError as exc:
+        fail(str(exc), *exc.path)
+
+    default = settings.get("default_environment", next(iter(environments)))
+    if default not in environments:
+        fail(f"default_environment {default!r} is not an environment", "opsconsole", "default_environment")
+
+    return Config(
+        path=path,
+        refresh=refresh,
+        timeout=timeout,
+        runbooks=base_dir / settings.get("runbooks", "runbooks"),
+        journal=settings.get("journal"),
+        default_environment=default,
+        raw=raw,
+        lines=lines,
+        base_dir=base_dir,
+    )
+
+
+def _validate_environment(name: str, env: Any, fail: Any) -> None:
+    here = ("environments", name)
+    if not _NAME.match(name):
+        fail(f"environment name {name!r} may only hold letters, digits, '_' and '-'", *here)
+    if not isinstance(env, Mapping):
+        fail(f"environment {name!r} must be a table", *here)
+    for key in sorted(set(env) - _ENV_KEYS):
+        fail(f"unknown key {key!r} in environment {name!r} (known: {', '.join(sorted(_ENV_KEYS))})", *here, key)
+    provider = env.get("provider", "local")
+    if provider not in PROVIDERS:
+        fail(f"unknown provider {provider!r} (known: {' | '.join(PROVIDERS)})", *here, "provider")
+    protection = env.get("protection", "open")
+    if protection not in PROTECTIONS:
+        fail(f"unknown protection {protection!r} (known: {' | '.join(PROTECTIONS)})", *here, "protection")
+    if not isinstance(env.get("read_only", False), bool):
+        fail("read_only must be true or false", *here, "read_only")
+    for table in ("provider_options", "secrets"):
+        if not isinstance(env.get(table, {}), Mapping):
+            fail(f"{table} must be a table", *here, table)
+    try:
+        thresholds.validate_layer(env.get("thresholds", {}), here + ("thresholds",))
+    except ThresholdError as exc:
+        fail(str(exc), *exc.path)
+    for group_key, kinds in (("services", SERVICE_KINDS), ("queues", QUEUE_KINDS)):
+        group = env.get(group_key, {})
+        if not isinstance(group, Mapping):
+            fail(f"{group_key} must be a table", *here, group_key)
+        for member, spec in group.items():
+            where = here + (group_key, member)
+            if not _NAME.match(member):
+                fail(f"name {member!r} may only hold letters, digits, '_' and '-'", *where)
+            if not isinstance(spec, Mapping):
+                fail(f"{group_key[:-1]} {member!r} must be a table", *where)
+            kind = spec.get("kind")
+            if kind is not None and kind not in kinds:
+                other = "queues" if group_key == "services" else "services"
+                hint = f"; {kind} belongs under {other}" if kind in (QUEUE_KINDS if group_key == "services" else SERVICE_KINDS) else ""
+                fail(f"unknown kind {kind!r} (known: {' | '.join(kinds)}){hint}", *where, "kind")
+            if group_key == "queues" and kind is None:
+                fail(f"queue {member!r} needs a kind ({' | '.join(kinds)})", *where)
+            if "thresholds" in spec:
+                if kind is None and spec.get("url") is None:
+                    fail("thresholds need a probed service (kind and url)", *where, "thresholds")
+                try:
+                    # Kind may still be inferred from the url; check against it when we can.
+                    inferred = kind or _INFER.get(str(spec.get("url", "")).split("://", 1)[0].lower())
+                    thresholds.validate_layer(spec["thresholds"], where + ("thresholds",), kind=inferred)
+                except ThresholdError as exc:
+                    fail(str(exc), *exc.path)

@@ -1,0 +1,235 @@
+"""Health readings, the one function that judges them, and probe rounds.
+
+A probe observes (latency, metrics, an error); `judge` turns an observation into a status using
+the target's thresholds; `Monitor.round` probes every target concurrently, each bounded by the
+timeout, so a round lasts about as long as its slowest probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from opsconsole import masking
+from opsconsole.config import Environment, Target
+from opsconsole.thresholds import Threshold
+
+
+class Status(enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    UNKNOWN = "unknown"
+    CRIT = "crit"
+
+    @property
+    def rank(self) -> int:
+        # Unknown ranks above warn: a target we cannot see may be as bad as down.
+        return _RANK[self]
+
+    @property
+    def exit_code(self) -> int:
+        """Nagios plugin exit codes."""
+        return {Status.OK: 0, Status.WARN: 1, Status.CRIT: 2, Status.UNKNOWN: 3}[self]
+
+
+_RANK = {Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.CRIT: 3}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    return max(statuses, key=lambda s: s.rank, default=Status.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Child:
+    """A sub-service a health endpoint reports about itself (the stack's health JSON)."""
+
+    name: str
+    status: Status
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a probe saw, before any judgement."""
+
+    latency_ms: float | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None  # the target could not be probed: crit
+    findings: tuple[tuple[Status, str], ...] = ()  # what the probe itself judged, e.g. HTTP 503
+    children: tuple[Child, ...] = ()
+    unknown: str | None = None  # the probe could not run (missing credentials, missing tool)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A judged observation of one target (or of a sub-service, with `parent`)."""
+
+    name: str
+    kind: str
+    group: str
+    status: Status
+    latency_ms: float | None
+    metrics: Mapping[str, Any]
+    error: str | None
+    reasons: tuple[str, ...]
+    checked_at: datetime
+    consecutive_failures: int = 0
+    parent: str | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.error is not None
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.3g}"
+
+
+def judge(target: Target, obs: Observation) -> tuple[Status, tuple[str, ...]]:
+    """The one place a status is decided: an error is crit, then probe findings, then thresholds."""
+    if obs.error is not None:
+        return Status.CRIT, ()  # the error itself says why
+    if obs.unknown is not None:
+        return Status.UNKNOWN, (obs.unknown,)
+    status = Status.OK
+    reasons: list[str] = []
+    for finding, reason in obs.findings:
+        status = worst((status, finding))
+        reasons.append(reason)
+    values = dict(obs.metrics)
+    if obs.latency_ms is not None:
+        values["latency_ms"] = obs.latency_ms
+    for metric, threshold in target.thresholds.items():
+        value = values.get(metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        level = _level(value, threshold)
+        if level is not None:
+            limit = threshold.crit if level is Status.CRIT else threshold.warn
+            reasons.append(f"{metric} {_fmt(value)} above {level.value} {_fmt(limit)}")
+            status = worst((status, level))
+    return status, tuple(reasons)
+
+
+def _level(value: float, threshold: Threshold) -> Status | None:
+    if threshold.crit is not None and value > threshold.crit:
+        return Status.CRIT
+    if threshold.warn is not None and value > threshold.warn:
+        return Status.WARN
+    return None
+
+
+@dataclass(frozen=True)
+class Round:
+    """One probe round over an environment."""
+
+    environment: str
+    started_at: datetime
+    duration_s: float
+    readings: tuple[Reading, ...]
+
+    @property
+    def status(self) -> Status:
+        return worst(r.status for r in self.readings)
+
+    def reading(self, name: str) -> Reading | None:
+        return next((r for r in self.readings if r.name == name), None)
+
+
+class RoundInProgress(RuntimeError):
+    """A round was asked for while one is still running; rounds never overlap."""
+
+
+class Monitor:
+    """Probes one environment, keeps history and consecutive failures across rounds.
+
+    Clients (HTTP, Redis) are kept between rounds and closed by `aclose`.
+    """
+
+    def __init__(self, environment: Environment, timeout: float, history: int = 120) -> None:
+        from opsconsole.probes import Clients
+
+        self.environment = environment
+        self.timeout = timeout
+        self.clients = Clients(timeout)
+        self.history: dict[str, deque[Reading]] = {}
+        self._history_len = history
+        self._failures: dict[str, int] = {}
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def round(self) -> Round:
+        if self._running:
+            raise RoundInProgress("a probe round is already running")
+        self._running = True
+        try:
+            started = datetime.now(timezone.utc)
+            t0 = time.perf_counter()
+            targets = self.environment.targets
+            observations = await asyncio.gather(*(self._observe(t) for t in targets))
+            duration = time.perf_counter() - t0
+            readings: list[Reading] = []
+            for target, obs in zip(targets, observations):
+                readings.extend(self._record(target, obs, started))
+            return Round(self.environment.name, started, duration, tuple(readings))
+        finally:
+            self._running = False
+
+    async def _observe(self, target: Target) -> Observation:
+        from opsconsole.probes import probe
+
+        try:
+            return await asyncio.wait_for(probe(target, self.clients), self.timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            return Observation(error=f"timed out after {self.timeout:g} s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a probe bug must not take the round down; show it on the target
+            return Observation(error=f"probe failed: {type(exc).__name__}: {exc}")
+
+    def _record(self, target: Target, obs: Observation, at: datetime) -> list[Reading]:
+        failures = self._failures.get(target.name, 0) + 1 if obs.error is not None else 0
+        self._failures[target.name] = failures
+        status, reasons = judge(target, obs)
+        main = Reading(
+            name=target.name,
+            kind=target.kind or "",
+            group=target.group,
+            status=status,
+            latency_ms=obs.latency_ms,
+            metrics=dict(obs.metrics),
+            error=masking.mask(obs.error) if obs.error else None,
+            reasons=tuple(masking.mask(r) for r in reasons),
+            checked_at=at,
+            consecutive_failures=failures,
+        )
+        readings = [main]
+        for child in obs.children:
+            readings.append(Reading(
+                name=f"{target.name}/{child.name}",
+                kind=target.kind or "",
+                group=target.group,
+                status=child.status,
+                latency_ms=child.latency_ms,
+                metrics={},
+                error=None,
+                reasons=(masking.mask(child.detail),) if child.detail else (),
+                checked_at=at,
+                parent=target.name,
+            ))
+        for reading in readings:
+            self.history.setdefault(reading.name, deque(maxlen=self._history_len)).append(reading)
+        return readings
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()

@@ -1,0 +1,98 @@
+"""http: status code and latency; the stack's health JSON is unfolded into its sub-services.
+
+The stack's format: {"healthy": bool, "services": {name: {"status": ..., "latency": ms}}}.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from opsconsole.config import Target
+from opsconsole.health import Child, Observation, Status
+from opsconsole.probes import Clients, describe
+
+_OK = {"ok", "healthy", "up", "pass", "passing", "green", "true"}
+_WARN = {"warn", "warning", "degraded", "slow", "yellow"}
+_CRIT = {"crit", "critical", "down", "fail", "failed", "failing", "error", "unhealthy", "red", "false"}
+
+
+def sub_status(value: Any) -> Status:
+    if isinstance(value, bool):
+        return Status.OK if value else Status.CRIT
+    text = str(value).strip().lower()
+    if text in _OK:
+        return Status.OK
+    if text in _WARN:
+        return Status.WARN
+    if text in _CRIT:
+        return Status.CRIT
+    return Status.UNKNOWN
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def unfold(body: Any) -> tuple[list[tuple[Status, str]], tuple[Child, ...]]:
+    """Findings and sub-services from a health JSON body; anything else yields nothing."""
+    findings: list[tuple[Status, str]] = []
+    children: list[Child] = []
+    if not isinstance(body, dict):
+        return findings, ()
+    if body.get("healthy") is False:
+        findings.append((Status.CRIT, "reports healthy: false"))
+    services = body.get("services")
+    if isinstance(services, dict):
+        for name, sub in services.items():
+            if isinstance(sub, dict):
+                raw = sub.get("status", sub.get("healthy"))
+                status = sub_status(raw)
+                detail = sub.get("error") or sub.get("message")
+                children.append(Child(
+                    name=str(name)[:80],
+                    status=status,
+                    latency_ms=_number(sub.get("latency", sub.get("latency_ms"))),
+                    detail=str(detail)[:200] if detail else (f"status {raw!r}"[:200] if status is Status.UNKNOWN else None),
+                ))
+            else:
+                children.append(Child(name=str(name)[:80], status=sub_status(sub)))
+    return findings, tuple(children)
+
+
+async def probe_http(target: Target, clients: Clients) -> Observation:
+    import httpx
+
+    verify: Any = target.options.get("ca_file") or target.options.get("tls_verify", True)
+    client = clients.http(verify)
+    t0 = time.perf_counter()
+    try:
+        response = await client.get(target.url or "")
+    except httpx.TimeoutException:
+        return Observation(error=f"timed out after {clients.timeout:g} s")
+    except httpx.HTTPError as exc:
+        return Observation(error=describe(exc))
+    latency = (time.perf_counter() - t0) * 1000
+    code = response.status_code
+    findings: list[tuple[Status, str]] = []
+    if code >= 400:
+        findings.append((Status.CRIT, f"HTTP {code} {response.reason_phrase}".strip()))
+    elif code >= 300:
+        findings.append((Status.WARN, f"HTTP {code} redirect to {response.headers.get('location', '?')}"))
+    children: tuple[Child, ...] = ()
+    content_type = response.headers.get("content-type", "")
+    text = response.text
+    if "json" in content_type or text.lstrip().startswith("{"):
+        try:
+            body = json.loads(text)
+        except ValueError:
+            if "json" in content_type:
+                findings.append((Status.WARN, "health body is not valid JSON"))
+        else:
+            more, children = unfold(body)
+            findings.extend(more)
+    return Observation(latency_ms=round(latency, 3), metrics={"status_code": code},
+                       findings=tuple(findings), children=children)

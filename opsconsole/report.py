@@ -1,0 +1,117 @@
+"""How a probe round is shown: the `check --json` object (SPEC section 3) and a readable table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opsconsole import masking
+from opsconsole.health import Reading, Round
+
+_QUEUE_LIFTED = ("depth", "paused", "counts")
+
+
+def reading_json(r: Reading) -> dict[str, Any]:
+    metrics = {k: v for k, v in r.metrics.items() if not (r.group == "queue" and k in _QUEUE_LIFTED)}
+    item: dict[str, Any] = {
+        "name": r.name,
+        "kind": r.kind,
+        "status": r.status.value,
+        "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 3),
+    }
+    if r.group == "queue":
+        item["depth"] = r.metrics.get("depth")
+        item["paused"] = r.metrics.get("paused")
+        item["counts"] = r.metrics.get("counts")
+    item["metrics"] = metrics
+    item["error"] = r.error
+    item["reasons"] = list(r.reasons)
+    if r.parent is not None:
+        item["parent"] = r.parent
+    return item
+
+
+def round_json(rnd: Round) -> dict[str, Any]:
+    return {
+        "environment": rnd.environment,
+        "status": rnd.status.value,
+        "checked_at": rnd.started_at.isoformat(timespec="seconds"),
+        "duration_ms": round(rnd.duration_s * 1000, 1),
+        "services": [reading_json(r) for r in rnd.readings if r.group == "service"],
+        "queues": [reading_json(r) for r in rnd.readings if r.group == "queue"],
+    }
+
+
+def dumps(obj: Any) -> str:
+    return masking.mask(json.dumps(obj, indent=None, default=str))
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def summary(r: Reading) -> str:
+    """The key figures of a reading in a few words."""
+    m = r.metrics
+    if r.error:
+        return r.error
+    parts: list[str] = []
+    if r.kind == "postgres":
+        if "connections" in m:
+            parts.append(f"{m['connections']}/{m.get('max_connections', '?')} conns")
+        if m.get("longest_query_s"):
+            parts.append(f"longest query {m['longest_query_s']:.1f}s")
+        if "replication_lag_s" in m:
+            parts.append(f"lag {m['replication_lag_s']:.1f}s")
+        if "size_bytes" in m:
+            parts.append(human_bytes(m["size_bytes"]))
+    elif r.kind == "redis":
+        if "used_memory" in m:
+            mem = human_bytes(m["used_memory"])
+            if m.get("maxmemory"):
+                mem += f" / {human_bytes(m['maxmemory'])} ({m.get('memory_pct', 0):.0f}%)"
+            parts.append(mem)
+        if "connected_clients" in m:
+            parts.append(f"{m['connected_clients']} clients")
+        if "ops_per_sec" in m:
+            parts.append(f"{m['ops_per_sec']} ops/s")
+        if m.get("evicted_keys"):
+            parts.append(f"{m['evicted_keys']} evicted")
+        if "role" in m:
+            parts.append(str(m["role"]))
+    elif r.kind == "http" and "status_code" in m:
+        parts.append(f"HTTP {m['status_code']}")
+    elif r.group == "queue" and m.get("depth") is not None:
+        parts.append(f"depth {m['depth']}")
+        if m.get("paused"):
+            parts.append("paused")
+    text = ", ".join(parts)
+    if r.reasons:
+        text = "; ".join(r.reasons) + (f" — {text}" if text else "")
+    return text
+
+
+def _latency(r: Reading) -> str:
+    return "-" if r.latency_ms is None else f"{r.latency_ms:.1f} ms"
+
+
+def table(rnd: Round) -> str:
+    """A plain table for terminals and logs; status words stay readable without colour."""
+    header = (f"{rnd.environment}: {rnd.status.value.upper()}  "
+              f"(checked {rnd.started_at.strftime('%Y-%m-%d %H:%M:%S %Z')}, round {rnd.duration_s * 1000:.0f} ms)")
+    rows = [("STATUS", "NAME", "KIND", "LATENCY", "DETAIL")]
+    for r in rnd.readings:
+        name = f"  {r.name}" if r.parent else r.name
+        rows.append((r.status.value, name, r.kind, _latency(r), summary(r)))
+    if len(rows) == 1:
+        return header + "\n(nothing to probe: add services or queues with a kind and url)"
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [header]
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(4)] + [row[4]]
+        lines.append("  ".join(cells).rstrip())
+    return masking.mask("\n".join(lines))
