@@ -78,7 +78,8 @@ class KeyLines:
             header = _HEADER.match(raw)
             if header:
                 table = _split_key(header["name"])
-                self._lines.setdefault(table, number)
+                for end in range(1, len(table) + 1):  # [a.b.c] also places a and a.b
+                    self._lines.setdefault(table[:end], number)
                 continue
             key = _KEY.match(raw)
             if not key:

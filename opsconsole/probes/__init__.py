@@ -25,12 +25,17 @@ class Clients:
         self._http: dict[Any, Any] = {}
         self._redis: dict[str, Any] = {}
 
-    def http(self, verify: Any = True) -> Any:
-        """An httpx.AsyncClient; one per TLS-verification setting."""
-        key = verify if isinstance(verify, (bool, str)) else id(verify)
+    def http(self, verify: bool | str = True) -> Any:
+        """An httpx.AsyncClient; one per TLS setting (True, False, or a CA file path)."""
+        key = verify
         client = self._http.get(key)
         if client is None:
             import httpx
+
+            if isinstance(verify, str):
+                import ssl
+
+                verify = ssl.create_default_context(cafile=verify)
 
             # No pool limit: a round over hundreds of HTTP targets must not queue behind 100 sockets.
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=50)
@@ -65,16 +70,27 @@ _NAME_UNKNOWN = re.compile(r"Error -?\d+ connecting to (?P<where>\S+?)\.? (?P<wh
                            r"Temporary failure in name resolution|nodename nor servname provided, or not known)).*")
 
 
-def describe(exc: BaseException) -> str:
-    """One line a tired human can act on, with any password masked."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def describe(exc: BaseException, where: str | None = None) -> str:
+    """One line a tired human can act on, with any password masked. `where` is host:port."""
+    chain = _chain(exc)
+    if where and any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return f"connection refused by {where}"
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     text = _REFUSED.sub(lambda m: f"connection refused by {m['where']}", text)
     text = _NAME_UNKNOWN.sub(lambda m: f"unknown host {m['where']}: {m['why']}", text)
     if not text:
         text = type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and type(exc).__name__ in ("ConnectError", "ConnectTimeout") and str(cause):
-        text = " ".join(str(cause).split())
+    if text == "All connection attempts failed" and len(chain) > 1:
+        text = " ".join(str(chain[-1]).split()) or text  # the OS error says more than httpx's summary
     if len(text) > 300:
         text = text[:297] + "..."
     return masking.mask(text)

@@ -63,18 +63,29 @@ def unfold(body: Any) -> tuple[list[tuple[Status, str]], tuple[Child, ...]]:
     return findings, tuple(children)
 
 
+def response_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
 async def probe_http(target: Target, clients: Clients) -> Observation:
     import httpx
 
-    verify: Any = target.options.get("ca_file") or target.options.get("tls_verify", True)
-    client = clients.http(verify)
+    verify = target.options.get("ca_file") or bool(target.options.get("tls_verify", True))
+    try:
+        client = clients.http(verify)
+    except OSError as exc:  # an unreadable ca_file
+        return Observation(error=f"cannot load ca_file: {describe(exc)}")
     t0 = time.perf_counter()
     try:
         response = await client.get(target.url or "")
     except httpx.TimeoutException:
         return Observation(error=f"timed out after {clients.timeout:g} s")
     except httpx.HTTPError as exc:
-        return Observation(error=describe(exc))
+        return Observation(error=describe(exc, where=f"{response_host(target.url or '')}"))
     latency = (time.perf_counter() - t0) * 1000
     code = response.status_code
     findings: list[tuple[Status, str]] = []

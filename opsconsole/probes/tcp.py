@@ -18,7 +18,7 @@ async def probe_tcp(target: Target, clients: Clients) -> Observation:
     try:
         _, writer = await asyncio.open_connection(parts.hostname, parts.port)
     except OSError as exc:
-        return Observation(error=describe(exc) if str(exc) else f"cannot connect to {parts.hostname}:{parts.port}")
+        return Observation(error=describe(exc, where=f"{parts.hostname}:{parts.port}"))
     latency = (time.perf_counter() - t0) * 1000
     writer.close()
     try:
