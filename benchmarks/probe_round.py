@@ -13,8 +13,12 @@ slowest single probe, not the sum of all probes. This script measures that in on
   largest per-kind median;
 * the report gives the median, p95 and max of the 200-target round, the baseline, their ratio
   (the goal is close to 1.0, under 1.5) and the sum of the per-target latencies of a round, to
-  show the round is not their sum. Every reading must be ``ok``; any that is not is counted and
-  the first error shown, since a benchmark with failing probes is misleading.
+  show the round is not their sum. As latencies measured inside a busy round are inflated, it
+  also gives a serial estimate from the single-target medians (count x median per kind), the
+  per-kind latencies reported in the round, and what the HTTP server saw (requests, new
+  connections, peak requests in flight). Every reading must be ``ok``; any that is not is
+  counted, grouped by cause and the first error shown, since a benchmark with failing probes
+  is misleading.
 
 Run it from the project root::
 

@@ -5,13 +5,16 @@ The stack's format: {"healthy": bool, "services": {name: {"status": ..., "latenc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 from opsconsole.config import Target
 from opsconsole.health import Child, Observation, Status
-from opsconsole.probes import Clients, describe
+from opsconsole.probes import Clients, WireTiming, describe
+
+_MAX_BODY = 1 << 20  # a health body larger than 1 MiB is cut, not read whole
 
 _OK = {"ok", "healthy", "up", "pass", "passing", "green", "true"}
 _WARN = {"warn", "warning", "degraded", "slow", "yellow"}
@@ -72,30 +75,33 @@ def response_host(url: str) -> str:
 
 
 async def probe_http(target: Target, clients: Clients) -> Observation:
-    import httpx
+    import aiohttp
 
     verify = target.options.get("ca_file") or bool(target.options.get("tls_verify", True))
     try:
-        client = clients.http(verify)
+        session = clients.http(verify)
     except OSError as exc:  # an unreadable ca_file
         return Observation(error=f"cannot load ca_file: {describe(exc)}")
+    timing = WireTiming()
     t0 = time.perf_counter()
     try:
-        response = await client.get(target.url or "")
-    except httpx.TimeoutException:
+        async with session.get(target.url or "", allow_redirects=False, trace_request_ctx=timing) as response:
+            raw = await response.content.read(_MAX_BODY)
+            code, reason = response.status, response.reason or ""
+            content_type = response.headers.get("Content-Type", "")
+            location = response.headers.get("Location", "?")
+    except (TimeoutError, asyncio.TimeoutError):
         return Observation(error=f"timed out after {clients.timeout:g} s")
-    except httpx.HTTPError as exc:
-        return Observation(error=describe(exc, where=f"{response_host(target.url or '')}"))
-    latency = (time.perf_counter() - t0) * 1000
-    code = response.status_code
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return Observation(error=describe(exc, where=response_host(target.url or "")))
+    latency = timing.latency_ms() or (time.perf_counter() - t0) * 1000
     findings: list[tuple[Status, str]] = []
     if code >= 400:
-        findings.append((Status.CRIT, f"HTTP {code} {response.reason_phrase}".strip()))
+        findings.append((Status.CRIT, f"HTTP {code} {reason}".strip()))
     elif code >= 300:
-        findings.append((Status.WARN, f"HTTP {code} redirect to {response.headers.get('location', '?')}"))
+        findings.append((Status.WARN, f"HTTP {code} redirect to {location}"))
     children: tuple[Child, ...] = ()
-    content_type = response.headers.get("content-type", "")
-    text = response.text
+    text = raw.decode("utf-8", errors="replace")
     if "json" in content_type or text.lstrip().startswith("{"):
         try:
             body = json.loads(text)

@@ -32,7 +32,7 @@ def test_core_never_imports_textual():
 def test_cli_import_is_light():
     code = (
         "import sys, opsconsole.cli, opsconsole.config, opsconsole.health, opsconsole.report; "
-        "heavy = [m for m in ('textual', 'psycopg', 'redis', 'httpx', 'boto3') if m in sys.modules]; "
+        "heavy = [m for m in ('textual', 'psycopg', 'redis', 'aiohttp', 'httpx', 'boto3') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
