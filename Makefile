@@ -24,11 +24,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/opsconsole $(ARGS)
 
-test: $(VENV)/.installed-test
+# Real BullMQ and Bull for the queue tests (pinned in tests/node/package-lock.json).
+NODE_DEPS := tests/node/node_modules/.installed
+$(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/node --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the BullMQ comparison tests will be skipped (or fail under CI=true)"; fi
+
+test: $(VENV)/.installed-test $(NODE_DEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test $(NODE_DEPS)
 	$(BIN)/python benchmarks/probe_round.py
+	$(BIN)/python benchmarks/queue_round.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

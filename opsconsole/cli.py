@@ -24,6 +24,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog.split()[0]} --help)")
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1, got {text!r}")
+    return int(text)
+
+
 def _common(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--env", metavar="NAME", default=default, help="environment to use (default: the first in the config)")
     parser.add_argument("--config", metavar="PATH", default=default, help="config file (default: discovered, see README)")
@@ -39,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Subcommands accept --env/--config too; SUPPRESS keeps a value given before the subcommand.
     check = sub.add_parser("check", help="probe once; Nagios exit codes (0 ok, 1 warn, 2 crit, 3 unknown)")
     _common(check, argparse.SUPPRESS)
-    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--json", action="store_true", help="print one JSON object (one per line with --watch)")
+    check.add_argument("--watch", metavar="SECONDS", type=_positive, help="probe again every SECONDS until interrupted")
+    check.add_argument("--rounds", metavar="N", type=_count, help="with --watch: stop after N rounds")
 
     envs = sub.add_parser("envs", help="list environments, provider and protection")
     _common(envs, argparse.SUPPRESS)
@@ -73,22 +91,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     from opsconsole import config, report
     from opsconsole.health import Monitor
 
+    if args.rounds and not args.watch:
+        raise UsageError("opsconsole check: --rounds needs --watch SECONDS")
     cfg = config.load(args.config)
     env = cfg.environment(args.env)
+    rounds = args.rounds or (None if args.watch else 1)
 
-    async def once():
+    def show(rnd) -> None:
+        if args.json:
+            print(report.dumps(report.round_json(rnd)), flush=True)
+        else:
+            print(report.table(rnd) + ("\n" if args.watch else ""), flush=True)
+
+    async def watch() -> int:
+        # One Monitor across rounds, so queues get their trend; rounds never overlap.
         monitor = Monitor(env, cfg.timeout)
+        code = 3
+        done = 0
         try:
-            return await monitor.round()
+            while rounds is None or done < rounds:
+                rnd = await monitor.round()
+                done += 1
+                show(rnd)
+                code = rnd.status.exit_code
+                if rounds is None or done < rounds:
+                    await asyncio.sleep(max(0.0, args.watch - rnd.duration_s))
         finally:
             await monitor.aclose()
+        return code
 
-    rnd = asyncio.run(once())
-    if args.json:
-        print(report.dumps(report.round_json(rnd)))
-    else:
-        print(report.table(rnd))
-    return rnd.status.exit_code
+    return asyncio.run(watch())
 
 
 def cmd_envs(args: argparse.Namespace) -> int:

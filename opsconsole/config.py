@@ -131,9 +131,14 @@ class Config:
         resolved = _interpolate(table, ("environments", name), values, self)
         layers = [self.raw.get("thresholds", {}), table.get("thresholds", {})]
 
+        provider_options = resolved.get("provider_options", {})
+        aws_defaults = {k: provider_options[k] for k in ("region", "endpoint_url", "profile") if k in provider_options}
+
         def members(group_key: str, group: str, kinds: tuple[str, ...]) -> tuple[Target, ...]:
             out = []
             for member, spec in resolved.get(group_key, {}).items():
+                if spec.get("kind") == "sqs":
+                    spec = {**aws_defaults, **spec}  # the environment's AWS settings, unless the queue says otherwise
                 path = ("environments", name, group_key, member)
                 out.append(self._target(member, group, kinds, spec, path, layers))
             return tuple(out)

@@ -12,7 +12,7 @@ import enum
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -143,6 +143,29 @@ class Round:
         return next((r for r in self.readings if r.name == name), None)
 
 
+TREND_WINDOW_S = 300.0  # the trend looks back this far (and at least at the previous round)
+
+
+def trend(history: Iterable[Reading], at: datetime, depth: float) -> tuple[float | None, float | None]:
+    """Depth change per second (negative: draining) by least squares over recent rounds, and
+    the seconds until empty at that rate (None unless draining). None until two rounds exist."""
+    points = [(r.checked_at, r.metrics["depth"]) for r in history
+              if r.error is None and isinstance(r.metrics.get("depth"), (int, float))]
+    recent = [(t, d) for t, d in points if (at - t).total_seconds() <= TREND_WINDOW_S] or points[-1:]
+    recent.append((at, depth))
+    if len(recent) < 2:
+        return None, None
+    xs = [(t - recent[0][0]).total_seconds() for t, _ in recent]
+    ys = [float(d) for _, d in recent]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mean_x) ** 2 for x in xs)
+    if var == 0:
+        return None, None
+    rate = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var
+    eta = depth / -rate if rate < 0 and depth > 0 else (0.0 if depth == 0 and rate < 0 else None)
+    return round(rate, 3), None if eta is None else round(eta, 1)
+
+
 class RoundInProgress(RuntimeError):
     """A round was asked for while one is still running; rounds never overlap."""
 
@@ -175,31 +198,38 @@ class Monitor:
         try:
             started = datetime.now(timezone.utc)
             t0 = time.perf_counter()
-            targets = self.environment.targets
-            observations = await asyncio.gather(*(self._observe(t) for t in targets))
+            from opsconsole.probes import units
+
+            groups = units(self.environment.targets)
+            results = await asyncio.gather(*(self._observe(g) for g in groups))
             duration = time.perf_counter() - t0
+            seen = {t.name: obs for group, observations in zip(groups, results) for t, obs in zip(group, observations)}
             readings: list[Reading] = []
-            for target, obs in zip(targets, observations):
-                readings.extend(self._record(target, obs, started))
+            for target in self.environment.targets:  # config order, whatever the grouping
+                readings.extend(self._record(target, seen[target.name], started))
             return Round(self.environment.name, started, duration, tuple(readings))
         finally:
             self._running = False
 
-    async def _observe(self, target: Target) -> Observation:
-        from opsconsole.probes import probe
+    async def _observe(self, group: list[Target]) -> list[Observation]:
+        from opsconsole.probes import probe_unit
 
         try:
-            return await asyncio.wait_for(probe(target, self.clients), self.timeout)
+            return await asyncio.wait_for(probe_unit(group, self.clients), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):
-            return Observation(error=f"timed out after {self.timeout:g} s")
+            return [Observation(error=f"timed out after {self.timeout:g} s")] * len(group)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a probe bug must not take the round down; show it on the target
-            return Observation(error=f"probe failed: {type(exc).__name__}: {exc}")
+            return [Observation(error=f"probe failed: {type(exc).__name__}: {exc}")] * len(group)
 
     def _record(self, target: Target, obs: Observation, at: datetime) -> list[Reading]:
         failures = self._failures.get(target.name, 0) + 1 if obs.error is not None else 0
         self._failures[target.name] = failures
+        if target.group == "queue" and obs.error is None and obs.metrics.get("depth") is not None:
+            rate, eta = trend(self.history.get(target.name, ()), at, obs.metrics["depth"])
+            if rate is not None:  # a trend needs two rounds
+                obs = replace(obs, metrics={**obs.metrics, "rate_per_s": rate, "eta_s": eta})
         status, reasons = judge(target, obs)
         main = Reading(
             name=target.name,

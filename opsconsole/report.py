@@ -8,7 +8,7 @@ from typing import Any
 from opsconsole import masking
 from opsconsole.health import Reading, Round
 
-_QUEUE_LIFTED = ("depth", "paused", "counts")
+_QUEUE_LIFTED = ("depth", "paused", "counts", "rate_per_s", "eta_s")
 
 
 def reading_json(r: Reading) -> dict[str, Any]:
@@ -23,6 +23,9 @@ def reading_json(r: Reading) -> dict[str, Any]:
         item["depth"] = r.metrics.get("depth")
         item["paused"] = r.metrics.get("paused")
         item["counts"] = r.metrics.get("counts")
+        if "rate_per_s" in r.metrics:  # once a second round exists
+            item["rate_per_s"] = r.metrics["rate_per_s"]
+            item["eta_s"] = r.metrics["eta_s"]
     item["metrics"] = metrics
     item["error"] = r.error
     item["reasons"] = list(r.reasons)
@@ -89,10 +92,33 @@ def summary(r: Reading) -> str:
         parts.append(f"depth {m['depth']}")
         if m.get("paused"):
             parts.append("paused")
+        if m.get("failed"):
+            parts.append(f"{m['failed']} failed")
+        if "consumers" in m:
+            parts.append(f"{m['consumers']} consumers")
+        parts.append(trend_text(m.get("rate_per_s"), m.get("eta_s")))
     text = ", ".join(parts)
     if r.reasons:
         text = "; ".join(r.reasons) + (f" — {text}" if text else "")
     return text
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def trend_text(rate: float | None, eta: float | None) -> str:
+    if rate is None:
+        return "trend after the next round"
+    if rate < 0:
+        return f"draining {-rate:.3g}/s" + (f", empty in {duration(eta)}" if eta is not None else "")
+    if rate > 0:
+        return f"growing {rate:.3g}/s"
+    return "steady"
 
 
 def _latency(r: Reading) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsconsole import masking
@@ -25,6 +25,7 @@ class Clients:
         self.timeout = timeout
         self._http: dict[Any, Any] = {}
         self._redis: dict[str, Any] = {}
+        self._sqs: dict[tuple[str | None, ...], Any] = {}
 
     def http(self, verify: bool | str = True) -> Any:
         """An aiohttp.ClientSession per TLS setting (True, False, or a CA file path).
@@ -70,6 +71,21 @@ class Clients:
             self._redis[url] = client
         return client
 
+    def sqs(self, region: str | None, endpoint_url: str | None, profile: str | None) -> Any:
+        """A boto3 SQS client per (region, endpoint, profile). Blocking: call it in a thread."""
+        key = (region, endpoint_url, profile)
+        client = self._sqs.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            session = boto3.session.Session(profile_name=profile, region_name=region)
+            config = BotoConfig(connect_timeout=self.timeout, read_timeout=self.timeout,
+                                retries={"max_attempts": 1})
+            client = session.client("sqs", endpoint_url=endpoint_url, config=config)
+            self._sqs[key] = client
+        return client
+
     async def aclose(self) -> None:
         for session in self._http.values():
             await session.close()
@@ -77,6 +93,7 @@ class Clients:
             await client.aclose()
         self._http.clear()
         self._redis.clear()
+        self._sqs.clear()
 
 
 _REFUSED = re.compile(r"Error 111 connecting to (?P<where>\S+?)\.? Connect call failed.*")
@@ -153,3 +170,30 @@ def _probe_for(kind: str) -> Callable[[Target, Clients], Awaitable[Observation]]
 async def probe(target: Target, clients: Clients) -> Observation:
     assert target.kind is not None
     return await _probe_for(target.kind)(target, clients)
+
+
+def units(targets: Sequence[Target]) -> list[list[Target]]:
+    """How a round is split: Redis-backed queues sharing a URL form one unit (one pipeline);
+    every other target is a unit of its own."""
+    from opsconsole.probes.queues import REDIS_QUEUE_KINDS
+
+    grouped: dict[str, list[Target]] = {}
+    out: list[list[Target]] = []
+    for target in targets:
+        if target.kind in REDIS_QUEUE_KINDS:
+            group = grouped.get(target.url or "")
+            if group is None:
+                group = grouped[target.url or ""] = []
+                out.append(group)
+            group.append(target)
+        else:
+            out.append([target])
+    return out
+
+
+async def probe_unit(unit: Sequence[Target], clients: Clients) -> list[Observation]:
+    if len(unit) == 1:
+        return [await probe(unit[0], clients)]
+    from opsconsole.probes.queues import probe_redis_queues
+
+    return await probe_redis_queues(unit, clients)
