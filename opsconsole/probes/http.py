@@ -66,11 +66,12 @@ def unfold(body: Any) -> tuple[list[tuple[Status, str]], tuple[Child, ...]]:
     return findings, tuple(children)
 
 
-def response_host(url: str) -> str:
+def response_host(url: str, default_port: int | None = None) -> str:
+    """host:port of a URL, for error messages."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or default_port or (443 if parts.scheme == "https" else 80)
     return f"{parts.hostname}:{port}"
 
 

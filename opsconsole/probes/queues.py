@@ -150,12 +150,13 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
     """One queue through the management HTTP API."""
     import aiohttp
 
-    parts = urlsplit(target.url or "")
+    from opsconsole.probes.http import response_host
+
     base = (target.url or "").rstrip("/").removesuffix("/api")
     vhost = str(target.options.get("vhost", "/"))
     queue = str(target.options.get("queue", target.name))
     url = f"{base}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
-    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 15672)}"
+    where = response_host(target.url or "", default_port=None if (target.url or "").startswith("https") else 15672)
     try:
         async with clients.http().get(url, allow_redirects=False) as response:
             status = response.status
