@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from opsconsole import masking
 from opsconsole.config import Target
 from opsconsole.health import Observation, Status
 from opsconsole.probes import Clients, describe
@@ -153,6 +154,16 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
     from opsconsole.probes.http import response_host
 
     base = (target.url or "").rstrip("/").removesuffix("/api")
+    parts = urlsplit(base)
+    if parts.username and parts.password is None:
+        # No password in the url: the OS keyring may hold it (service "opsconsole").
+        password = await asyncio.to_thread(keyring_password, f"rabbitmq/{parts.username}@{parts.hostname}")
+        if password is None:
+            return Observation(unknown=f"no password for rabbitmq/{parts.username}@{parts.hostname}: put it in "
+                                       "the url or the OS keyring (service opsconsole)")
+        masking.register(password)
+        netloc = f"{quote(parts.username, safe='')}:{quote(password, safe='')}@{parts.netloc.rsplit('@', 1)[1]}"
+        base = parts._replace(netloc=netloc).geturl()
     vhost = str(target.options.get("vhost", "/"))
     queue = str(target.options.get("queue", target.name))
     url = f"{base}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
@@ -205,6 +216,17 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
     if consumers == 0 and ready > 0:
         findings = ((Status.WARN, f"no consumers while {ready} messages are ready"),)
     return Observation(metrics=metrics, findings=findings)
+
+
+def keyring_password(account: str) -> str | None:
+    """A password from the OS keyring, or None when there is none (or no keyring backend)."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+
+        return keyring.get_password("opsconsole", account)
+    except (ImportError, KeyringError, RuntimeError):
+        return None
 
 
 _SQS_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",

@@ -27,7 +27,7 @@ def node_queues(spec: dict) -> dict:
     if shutil.which("node") is None:
         missing("node is not installed")
     if not (NODE_DIR / "node_modules" / "bullmq").is_dir():
-        missing("tests/node/node_modules is missing: run `make test` (npm ci)")
+        missing("tests/node/node_modules is missing: run `make test` (it installs them)")
     out = subprocess.run(["node", str(NODE_DIR / "queues.mjs"), json.dumps(spec)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -341,3 +341,33 @@ def test_sqs_failures(moto_sqs, monkeypatch):
     spec = {"kind": "sqs", "url": missing_queue, "region": "eu-west-1", "endpoint_url": moto_sqs}
     r = probe_once({}, queues={"q": spec}).reading("q")
     assert r.status is Status.UNKNOWN and r.reasons[0].startswith("no AWS credentials")
+
+
+def test_rabbitmq_password_from_the_keyring(rabbitmq):
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class Memory(KeyringBackend):
+        priority = 1
+        store: dict = {}
+
+        def get_password(self, service, username):
+            return self.store.get((service, username))
+
+        def set_password(self, service, username, password):
+            self.store[(service, username)] = password
+
+        def delete_password(self, service, username):
+            self.store.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(Memory())
+    try:
+        spec = {"kind": "rabbitmq", "url": "http://guest@127.0.0.1:15672", "queue": "no-such-queue-y"}
+        r = probe_once({}, queues={"q": spec}).reading("q")
+        assert r.status is Status.UNKNOWN and "OS keyring" in r.reasons[0]
+        keyring.set_password("opsconsole", "rabbitmq/guest@127.0.0.1", "guest")
+        r = probe_once({}, queues={"q": spec}).reading("q")
+        assert r.status is Status.OK and "no queue 'no-such-queue-y'" in r.reasons[0]
+    finally:
+        keyring.set_keyring(previous)
