@@ -67,6 +67,11 @@ class Observation:
     unknown: str | None = None  # the probe could not run (missing credentials, missing tool)
 
 
+def timed_out(seconds: float) -> Observation:
+    """What a probe that ran out of time reports, wherever the timeout was noticed."""
+    return Observation(error=f"timed out after {seconds:g} s")
+
+
 @dataclass(frozen=True)
 class Reading:
     """A judged observation of one target (or of a sub-service, with `parent`)."""
@@ -217,7 +222,7 @@ class Monitor:
         try:
             return await asyncio.wait_for(probe_unit(group, self.clients), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):
-            return [Observation(error=f"timed out after {self.timeout:g} s")] * len(group)
+            return [timed_out(self.timeout)] * len(group)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a probe bug must not take the round down; show it on the target

@@ -146,8 +146,6 @@ def describe(exc: BaseException, where: str | None = None) -> str:
     text = _NAME_UNKNOWN.sub(lambda m: f"unknown host {m['where']}: {m['why']}", text)
     if not text:
         text = type(exc).__name__
-    if text == "All connection attempts failed" and len(chain) > 1:
-        text = " ".join(str(chain[-1]).split()) or text  # the OS error says more than httpx's summary
     if len(text) > 300:
         text = text[:297] + "..."
     return masking.mask(text)

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from opsconsole.config import Target
-from opsconsole.health import Child, Observation, Status
+from opsconsole.health import Child, Observation, Status, timed_out
 from opsconsole.probes import Clients, WireTiming, describe
 
 _MAX_BODY = 1 << 20  # a health body larger than 1 MiB is cut, not read whole
@@ -92,7 +92,7 @@ async def probe_http(target: Target, clients: Clients) -> Observation:
             content_type = response.headers.get("Content-Type", "")
             location = response.headers.get("Location", "?")
     except (TimeoutError, asyncio.TimeoutError):
-        return Observation(error=f"timed out after {clients.timeout:g} s")
+        return timed_out(clients.timeout)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return Observation(error=describe(exc, where=response_host(target.url or "")))
     latency = timing.latency_ms() or (time.perf_counter() - t0) * 1000

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from opsconsole import masking
 from opsconsole.config import Target
-from opsconsole.health import Observation, Status
+from opsconsole.health import Observation, Status, timed_out
 from opsconsole.probes import Clients, describe
 
 REDIS_QUEUE_KINDS = ("bullmq", "bull", "redis-list")
@@ -42,10 +42,14 @@ def _missing(kind: str, where: str) -> tuple[tuple[Status, str], ...]:
     return ((Status.OK, f"no {kind} queue {where} in this Redis (check name, prefix and db)"),)
 
 
+def _queue_key(target: Target) -> tuple[str, str]:
+    """BullMQ and Bull share a key layout: `{prefix}:{queue}:<part>`. Returns (`prefix:queue`, key start)."""
+    where = f"{target.options.get('prefix', 'bull')}:{target.options.get('queue', target.name)}"
+    return where, where + ":"
+
+
 def _bullmq(target: Target) -> Reader:
-    name = str(target.options.get("queue", target.name))
-    prefix = str(target.options.get("prefix", "bull"))
-    key = f"{prefix}:{name}:"
+    where, key = _queue_key(target)
     commands = [
         ("LLEN", key + "wait"), ("LINDEX", key + "wait", -1),
         ("LLEN", key + "paused"), ("LINDEX", key + "paused", -1),
@@ -74,15 +78,13 @@ def _bullmq(target: Target) -> Reader:
         if version is not None:
             metrics["version"] = _text(version)
         exists = int(r[11]) > 0 or any(counts.values())
-        return Observation(metrics=metrics, findings=() if exists else _missing("bullmq", f"{prefix}:{name}"))
+        return Observation(metrics=metrics, findings=() if exists else _missing("bullmq", where))
 
     return commands, read
 
 
 def _bull(target: Target) -> Reader:
-    name = str(target.options.get("queue", target.name))
-    prefix = str(target.options.get("prefix", "bull"))
-    key = f"{prefix}:{name}:"
+    where, key = _queue_key(target)
     commands = [
         ("LLEN", key + "wait"), ("LLEN", key + "paused"), ("LLEN", key + "active"),
         ("ZCARD", key + "delayed"), ("ZCARD", key + "completed"), ("ZCARD", key + "failed"),
@@ -97,7 +99,7 @@ def _bull(target: Target) -> Reader:
         metrics = {"depth": depth, "paused": int(r[6]) > 0, "counts": counts,
                    "failed": counts["failed"], "delayed": counts["delayed"]}
         exists = int(r[7]) > 0 or any(counts.values())
-        return Observation(metrics=metrics, findings=() if exists else _missing("bull", f"{prefix}:{name}"))
+        return Observation(metrics=metrics, findings=() if exists else _missing("bull", where))
 
     return commands, read
 
@@ -173,7 +175,7 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
             status = response.status
             body = await response.json(content_type=None) if status < 400 else None
     except (TimeoutError, asyncio.TimeoutError):
-        return Observation(error=f"timed out after {clients.timeout:g} s")
+        return timed_out(clients.timeout)
     except ValueError:
         return Observation(error="management API answered with something that is not JSON")
     except (aiohttp.ClientError, OSError) as exc:
@@ -268,7 +270,7 @@ def _sqs_failure(exc: BaseException) -> Observation:
         return Observation(unknown="no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     if name == "NoRegionError":
         return Observation(error="no AWS region: set region in the queue or in provider_options")
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
     if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
         metrics = {"depth": 0, "paused": False, "counts": {"visible": 0, "not_visible": 0, "delayed": 0}}
         return Observation(metrics=metrics, findings=((Status.OK, "no such SQS queue (check the queue URL)"),))
