@@ -5,11 +5,12 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.servers import Blackhole, HTTPServer, PostgresServer, RedisServer, TLSFiles, make_tls, tempdir
+from tests.servers import Blackhole, HTTPServer, PostgresServer, RedisServer, TLSFiles, free_port, make_tls, tempdir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,3 +98,91 @@ def run_cli(tmp_path: Path):
         return subprocess.run([sys.executable, "-m", "opsconsole", *args], capture_output=True, text=True,
                               env=full_env, cwd=cwd or tmp_path, timeout=60)
     return run
+
+
+@dataclass(frozen=True)
+class FileKeyring:
+    """A real keyring backend (keyrings.alt's PlaintextKeyring) writing to a file under the test's tmp dir."""
+
+    path: Path                # the file the backend writes
+    env: dict[str, str]       # what a subprocess needs to use the same keyring
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes() if self.path.exists() else b""
+
+    def holds(self, value: str) -> bool:
+        """Whether the file holds `value` (the backend stores values base64-encoded, wrapped over lines)."""
+        import base64
+
+        data = self.read_bytes()
+        return value.encode() in data or base64.b64encode(value.encode()) in b"".join(data.split())
+
+
+@pytest.fixture
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FileKeyring]:
+    """Point keyring (in this process and in `run_cli` children given `.env`) at a file in tmp_path.
+
+    No OS keyring daemon runs here, so the tests use keyrings.alt's file backend: a real backend that
+    writes a real file, chosen explicitly through PYTHON_KEYRING_BACKEND as a user would.
+    """
+    import keyring
+    import keyring.core
+
+    data, conf = tmp_path / "keyring-data", tmp_path / "keyring-config"
+    env = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+           "XDG_DATA_HOME": str(data), "XDG_CONFIG_HOME": str(conf)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    previous = keyring.get_keyring()
+    keyring.core.init_backend()
+    try:
+        yield FileKeyring(data / "python_keyring" / "keyring_pass.cfg", env)
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def no_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A machine without a keyring backend (keyring's own `fail` backend); returns the env for subprocesses."""
+    import keyring
+    import keyring.core
+
+    env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+           "XDG_DATA_HOME": str(tmp_path / "keyring-data"), "XDG_CONFIG_HOME": str(tmp_path / "keyring-config")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    previous = keyring.get_keyring()
+    keyring.core.init_backend()
+    try:
+        yield env
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server (real HTTP, the real boto3 on the client side) for SQS, ECS, RDS and Secrets Manager.
+
+    Its state lives for the session: tests use names of their own. Credentials: see `aws`."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The moto server's URL, with throwaway AWS credentials in the environment (this process and `run_cli`
+    children) and nothing from the machine's own AWS setup (profiles, instance metadata)."""
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+                "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    return moto_server

@@ -137,6 +137,12 @@ def test_replica_reports_role_and_lag(replica, pg):
 def test_replica_lag_grows_while_replay_is_paused(replica, pg):
     url = f"postgresql://postgres:{pg.password}@127.0.0.1:{replica.port}/postgres"
     spec = {"kind": "postgres", "url": url, "thresholds": {"replication_lag_s": {"crit": 0.5}}}
+    # A fresh replica that has replayed no transaction yet has no replay timestamp, so no lag to show:
+    # let one transaction replay before pausing (this test may run alone, on a new replica).
+    pg.psql("INSERT INTO lagtest VALUES (1)")
+    deadline = time.monotonic() + 10
+    while replica.psql("SELECT count(*) FROM lagtest WHERE i = 1") == "0" and time.monotonic() < deadline:
+        time.sleep(0.05)
     replica.psql("SELECT pg_wal_replay_pause()")
     try:
         pg.psql("INSERT INTO lagtest VALUES (2)")

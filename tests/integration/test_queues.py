@@ -254,17 +254,12 @@ def test_rabbitmq_failures(rabbitmq):
 # --- SQS (moto server: real HTTP, real boto3) ----------------------------------------------
 
 @pytest.fixture(scope="module")
-def moto_sqs():
-    from moto.server import ThreadedMotoServer
-
+def moto_sqs(moto_server):
+    # The session's moto server (tests/conftest.py); its credentials for this module's tests.
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED")}
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_EC2_METADATA_DISABLED": "true"})
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    yield moto_server
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

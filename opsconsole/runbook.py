@@ -1,0 +1,963 @@
+"""Runbooks (SPEC section 5): Markdown files that read well on a code host and run as steps.
+
+`load` reads the YAML front matter and the Markdown body (markdown-it-py) into a Runbook of
+Steps of Blocks; every problem is a ConfigError carrying the file line, and `inspect` collects
+all of them for `opsconsole runbooks validate`. `bind_params` turns `-p KEY=VALUE` text into
+typed, checked values. `render` fills `{{ name }}` placeholders, quoting each value for the
+shell (or ops) context it lands in (templating.py), so no value can ever become syntax.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsconsole import actions, masking, templating
+from opsconsole.errors import ConfigError, UserError
+
+PARAM_TYPES = ("str", "int", "bool", "choice", "secret")
+ROLES = ("run", "check", "verify", "rollback")
+CONFIRMS = ("none", "yes", "typed")
+SHELL_LANGUAGES = ("sh", "bash", "shell", "zsh")
+ATTRIBUTE_KEYS = ("role", "confirm", "timeout", "retries")  # ours; others (Runme's) are kept, ignored
+
+_PARAM_KEYS = ("type", "default", "required", "min", "max", "choices", "pattern", "description")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
+
+
+# --- the model -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # one of PARAM_TYPES
+    default: object | None  # None: required unless `required: false`
+    required: bool
+    minimum: int | None
+    maximum: int | None
+    choices: tuple[str, ...]
+    pattern: str | None  # a regex the whole value must match (str, secret)
+    description: str
+    line: int  # line of the param's key in the front matter
+
+    def describe(self) -> str:
+        """The type as a person reads it: `int 1..20`, `choice of api|worker`."""
+        if self.type == "int" and (self.minimum is not None or self.maximum is not None):
+            low = "" if self.minimum is None else str(self.minimum)
+            high = "" if self.maximum is None else str(self.maximum)
+            return f"int {low}..{high}"
+        if self.type == "choice":
+            return "choice of " + "|".join(self.choices)
+        if self.pattern and self.type in ("str", "secret"):
+            return f"{self.type} matching {self.pattern}"
+        return self.type
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str  # "sh" (sh/bash/shell/zsh) or "ops"
+    role: str  # one of ROLES
+    confirm: str | None  # None (the environment decides) or one of CONFIRMS
+    timeout_s: float | None
+    retries: int  # verify blocks: attempts after the first; otherwise 0
+    name: str | None
+    source: str  # the body as written: a template
+    line: int  # line of the opening fence
+    attrs: Mapping[str, object] = field(default_factory=dict)  # every attribute as parsed
+
+    def line_of(self, offset: int) -> int:
+        """The file line of character `offset` in `source`."""
+        return self.line + 1 + self.source.count("\n", 0, offset)
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # 1-based
+    title: str
+    prose: str  # Markdown guidance shown beside the step
+    blocks: tuple[Block, ...]
+    line: int
+
+    def fingerprint(self) -> str:
+        """Changes when the step's title or any block (language, role, attributes, body) changes."""
+        data = {
+            "title": self.title,
+            "blocks": [[b.lang, b.role, dict(b.attrs), b.source] for b in self.blocks],
+        }
+        text = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Runbook:
+    path: Path
+    name: str  # the file stem: `opsconsole run scale-workers`
+    title: str
+    summary: str
+    environments: tuple[str, ...] | None  # None: any environment
+    params: tuple[Param, ...]
+    steps: tuple[Step, ...]
+    content_hash: str  # sha256 hex of the file bytes
+    intro: str = ""  # Markdown between the title and the first step
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+class InvalidRunbook(ConfigError):
+    """A runbook with problems; reads as the first, `problems` holds all of them."""
+
+    def __init__(self, problems: list[ConfigError] | tuple[ConfigError, ...]) -> None:
+        first = problems[0]
+        more = len(problems) - 1
+        message = first.message + (f" (and {more} more: opsconsole runbooks validate)" if more else "")
+        super().__init__(message, first.path, first.line)
+        self.problems = tuple(problems)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+def load(path: Path | str) -> Runbook:
+    """Parse a runbook; InvalidRunbook (a ConfigError with path and line) on the first problem."""
+    runbook, problems = inspect(path)
+    if problems:
+        raise InvalidRunbook(problems)
+    assert runbook is not None
+    return runbook
+
+
+def inspect(path: Path | str) -> tuple[Runbook | None, tuple[ConfigError, ...]]:
+    """Parse a runbook and collect every problem (for `validate`). The runbook is returned even
+    when it has problems, as far as it could be read; None only when the file cannot be read."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, (ConfigError(f"cannot read runbook: {exc.strerror or exc}", path),)
+    return parse(data, path)
+
+
+def parse(data: bytes | str, path: Path) -> tuple[Runbook | None, tuple[ConfigError, ...]]:
+    """Parse runbook text (bytes as read, or str) that lives at `path` (used in messages and names)."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    content_hash = hashlib.sha256(raw).hexdigest()
+    problems = _Problems(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return None, (ConfigError("not UTF-8 text (a runbook is a Markdown file)", path, line),)
+    return _Reader(text, path, content_hash, problems).read(), problems.sorted()
+
+
+class _Problems:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.items: list[ConfigError] = []
+
+    def add(self, message: str, line: int | None) -> None:
+        self.items.append(ConfigError(message, self.path, line))
+
+    def sorted(self) -> tuple[ConfigError, ...]:
+        return tuple(sorted(self.items, key=lambda e: e.line or 0))
+
+
+@dataclass
+class _Fence:
+    info: str
+    content: str
+    start: int  # 0-based line of the opening fence
+    end: int  # 0-based, exclusive
+    closed: bool
+    quoted: bool  # inside a blockquote: an example, not a step
+
+
+@dataclass
+class _Heading:
+    level: int
+    line0: int
+    title: str
+    top: bool  # not nested in a list or blockquote
+
+
+class _Reader:
+    def __init__(self, text: str, path: Path, content_hash: str, problems: _Problems) -> None:
+        self.text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.lines = self.text.split("\n")
+        self.path = path
+        self.content_hash = content_hash
+        self.problems = problems
+
+    def read(self) -> Runbook:
+        meta, body_start = self._front_matter()
+        params = self._params(meta.get("params"), meta.get("_lines", {}))
+        names = {p.name for p in params}
+        # markdown-it sees the front matter as blank lines, so its line numbers are the file's.
+        body = "\n".join([""] * body_start + self.lines[body_start:])
+        headings, fences, paragraphs = self._markdown(body)
+        blocks = [b for b in (self._block(f) for f in fences) if b is not None]
+        for block in blocks:
+            self._check_block(block, params, names)
+        tops = [h for h in headings if h.top]
+        h1 = tops[0] if tops and tops[0].level == 1 else None  # a leading `#` heading is the title
+        steps, intro_lines = self._steps(headings, fences, blocks, body_start, h1.line0 if h1 else None)
+
+        title = _text_field(meta, "title", self.problems) or (h1.title if h1 else "") or self.path.stem
+        intro = _clean([self.lines[i] for i in intro_lines])
+        summary = _text_field(meta, "summary", self.problems)
+        if not summary:
+            in_intro = set(intro_lines)
+            first = next((p for line0, p in paragraphs if line0 in in_intro), "")
+            summary = first if len(first) <= 160 else first[:157].rstrip() + "..."
+        if not steps and body_start < len(self.lines):  # (an unclosed front matter already said why)
+            self.problems.add("no steps: a step is a `##` section (or a lone block) holding a sh/bash/shell or ops "
+                              "code block", body_start + 1)
+        return Runbook(
+            path=self.path,
+            name=self.path.stem,
+            title=title,
+            summary=summary,
+            environments=self._environments(meta),
+            params=params,
+            steps=steps,
+            content_hash=self.content_hash,
+            intro=intro,
+        )
+
+    # front matter
+
+    def _front_matter(self) -> tuple[dict[str, Any], int]:
+        """(front matter as a dict with `_lines`: key -> file line, index of the first body line)."""
+        if not self.lines or self.lines[0].rstrip() != "---":
+            return {}, 0
+        end = next((i for i in range(1, len(self.lines)) if self.lines[i].rstrip() in ("---", "...")), None)
+        if end is None:
+            self.problems.add("front matter opened here is never closed by a `---` line", 1)
+            return {}, len(self.lines)
+        import yaml
+
+        source = "\n".join(self.lines[1:end])
+        loader = None
+        try:
+            loader = yaml.SafeLoader(source)  # checks the characters already
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            if mark is not None:
+                line = 2 + mark.line
+            else:
+                line = 2 + source.count("\n", 0, getattr(exc, "position", 0) or 0)
+            problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
+            context = getattr(exc, "context", None)
+            self.problems.add(f"front matter is not valid YAML: {problem}" + (f" ({context})" if context else ""), line)
+            return {}, end + 1
+        except RecursionError:
+            self.problems.add("front matter is nested too deeply", 2)
+            return {}, end + 1
+        finally:
+            if loader is not None:
+                loader.dispose()
+        if data is None:
+            return {}, end + 1
+        if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+            self.problems.add("front matter must be a mapping (title: ..., params: ...)", 2)
+            return {}, end + 1
+        meta = dict(data)
+        meta["_lines"] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is None:
+                continue
+            meta["_lines"][key] = 2 + key_node.start_mark.line
+            if key == "params" and isinstance(value_node, yaml.MappingNode):
+                meta["_lines"]["params."] = {
+                    str(k.value): 2 + k.start_mark.line for k, _ in value_node.value if isinstance(k, yaml.ScalarNode)
+                }
+        return meta, end + 1
+
+    def _environments(self, meta: Mapping[str, Any]) -> tuple[str, ...] | None:
+        value = meta.get("environments")
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problems.add("environments must be a list of environment names", meta["_lines"].get("environments"))
+            return None
+        return tuple(value)
+
+    def _params(self, raw: Any, lines: Mapping[str, Any]) -> tuple[Param, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict):
+            self.problems.add("params must be a mapping of name: {type: ..., ...}", lines.get("params"))
+            return ()
+        param_lines = lines.get("params.", {})
+        out: list[Param] = []
+        for name, spec in raw.items():
+            line = param_lines.get(str(name), lines.get("params"))
+            param = self._param(name, spec, line)
+            if param is not None:
+                out.append(param)
+        return tuple(out)
+
+    def _param(self, name: Any, spec: Any, line: int | None) -> Param | None:
+        def bad(message: str) -> None:
+            self.problems.add(f"param {name!r}: {message}", line)
+
+        if not isinstance(name, str) or not _IDENT.match(name) or name == "previous":
+            self.problems.add(f"param name {name!r} must be letters, digits and _ (not `previous`), "
+                              "so `{{ name }}` can use it", line)
+            return None
+        if isinstance(spec, str):
+            spec = {"type": spec}  # shorthand: `service: str`
+        elif spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            bad("must be a type name or a mapping like {type: int, min: 1, default: 4}")
+            return None
+        unknown = [k for k in spec if k not in _PARAM_KEYS]
+        if unknown:
+            bad(f"unknown key {unknown[0]!r} (known: {', '.join(_PARAM_KEYS)})")
+        kind = spec.get("type", "choice" if "choices" in spec else "str")
+        if kind not in PARAM_TYPES:
+            bad(f"unknown type {kind!r} (types: {', '.join(PARAM_TYPES)})")
+            return None
+        ok = True
+        minimum, maximum = spec.get("min"), spec.get("max")
+        for key, value in (("min", minimum), ("max", maximum)):
+            if value is None:
+                continue
+            if kind != "int":
+                bad(f"{key} applies to int params only")
+                ok = False
+            elif isinstance(value, bool) or not isinstance(value, int):
+                bad(f"{key} must be a whole number, got {value!r}")
+                ok = False
+        if ok and isinstance(minimum, int) and isinstance(maximum, int) and minimum > maximum:
+            bad(f"min {minimum} is above max {maximum}")
+            ok = False
+        choices: tuple[str, ...] = ()
+        if kind == "choice":
+            raw_choices = spec.get("choices")
+            if not isinstance(raw_choices, list) or not raw_choices or not all(
+                    isinstance(c, (str, int)) and not isinstance(c, bool) and str(c) for c in raw_choices):
+                bad("a choice param needs `choices: [a, b, ...]` (a list of names)")
+                ok = False
+            else:
+                choices = tuple(str(c) for c in raw_choices)
+        elif "choices" in spec:
+            bad("choices applies to choice params only")
+            ok = False
+        pattern = spec.get("pattern")
+        if pattern is not None:
+            if kind not in ("str", "secret"):
+                bad("pattern applies to str and secret params only")
+                ok = False
+            elif not isinstance(pattern, str):
+                bad("pattern must be a regular expression in a string")
+                ok = False
+            else:
+                try:
+                    re.compile(pattern)
+                except (re.error, RecursionError, OverflowError) as exc:
+                    bad(f"pattern is not a valid regular expression: {exc}")
+                    ok = False
+        description = spec.get("description", "")
+        if not isinstance(description, str):
+            bad("description must be text")
+            description = str(description)
+        required_raw = spec.get("required")
+        if required_raw is not None and not isinstance(required_raw, bool):
+            bad("required must be true or false")
+            ok = False
+            required_raw = None
+        default = spec.get("default")
+        param = Param(name=name, type=kind, default=None, required=True,
+                      minimum=minimum if ok and isinstance(minimum, int) else None,
+                      maximum=maximum if ok and isinstance(maximum, int) else None,
+                      choices=choices, pattern=pattern if ok else None, description=description.strip(),
+                      line=line or 1)
+        if default is not None:
+            if kind == "secret":
+                bad("a secret cannot have a default: it would sit in the file in clear text")
+                ok = False
+            elif kind in ("str",) and not isinstance(default, str):
+                bad(f"default must be text (quote it in YAML), got {default!r}")
+                ok = False
+            elif kind == "bool" and not isinstance(default, bool):
+                bad(f"default must be true or false, got {default!r}")
+                ok = False
+            elif kind == "int" and (isinstance(default, bool) or not isinstance(default, int)):
+                bad(f"default must be a whole number, got {default!r}")
+                ok = False
+            elif ok:
+                try:
+                    default = _coerce(param, default if isinstance(default, str) else value_text(default))
+                except ValueError as exc:
+                    bad(f"default {default!r} is not allowed: {exc}")
+                    ok = False
+        required = required_raw if required_raw is not None else default is None
+        return Param(name=name, type=kind, default=default if ok else None, required=required,
+                     minimum=param.minimum, maximum=param.maximum, choices=choices, pattern=param.pattern,
+                     description=param.description, line=line or 1)
+
+    # markdown
+
+    def _markdown(self, body: str) -> tuple[list[_Heading], list[_Fence], list[tuple[int, str]]]:
+        tokens = _markdown().parse(body)
+        headings: list[_Heading] = []
+        fences: list[_Fence] = []
+        paragraphs: list[tuple[int, str]] = []
+        quote_depth = 0
+        for i, token in enumerate(tokens):
+            if token.type == "blockquote_open":
+                quote_depth += 1
+            elif token.type == "blockquote_close":
+                quote_depth -= 1
+            elif token.type == "heading_open" and token.map:
+                inline = tokens[i + 1] if i + 1 < len(tokens) else None
+                headings.append(_Heading(int(token.tag[1]), token.map[0], _inline_text(inline) if inline else "",
+                                         token.level == 0))
+            elif token.type == "paragraph_open" and token.level == 0 and token.map:
+                inline = tokens[i + 1] if i + 1 < len(tokens) else None
+                words = " ".join(_inline_text(inline, images=False).split()) if inline is not None else ""
+                if words:  # a row of badges is not a summary
+                    paragraphs.append((token.map[0], words))
+            elif token.type == "fence" and token.map:
+                start, end = token.map
+                last = self.lines[end - 1].strip() if end - 1 < len(self.lines) else ""
+                marker = token.markup[0]
+                closed = end - start >= 2 and last.lstrip("> ").startswith(token.markup) and \
+                    set(last.lstrip("> ").rstrip()) <= {marker}
+                fences.append(_Fence(token.info, token.content, start, end, closed, quote_depth > 0))
+        return headings, fences, paragraphs
+
+    def _block(self, fence: _Fence) -> Block | None:
+        lang, rest = _split_info(fence.info)
+        line = fence.start + 1
+        if not fence.closed:
+            self.problems.add("code block opened here is never closed: it swallows the rest of the file", line)
+        if fence.quoted:
+            return None
+        if lang in SHELL_LANGUAGES:
+            lang = "sh"
+        elif lang != "ops":
+            return None
+        attrs = _attributes(rest, line, self.problems)
+        role = attrs.get("role", "run")
+        if role not in ROLES:
+            self.problems.add(f"role must be one of {', '.join(ROLES)}, got {role!r}", line)
+            role = "run"
+        if lang == "ops" and "role" not in attrs and _only_expects(fence.content):
+            role = "check"  # a block that only asserts changes nothing: it is a check
+        confirm = attrs.get("confirm")
+        if confirm is not None:
+            confirm = {True: "yes", False: "none", "true": "yes", "false": "none"}.get(confirm, confirm)
+            if confirm not in CONFIRMS:
+                self.problems.add(f"confirm must be one of {', '.join(CONFIRMS)}, got {attrs['confirm']!r}", line)
+                confirm = None
+        timeout_s = None
+        if "timeout" in attrs:
+            try:
+                timeout_s = parse_duration(attrs["timeout"])
+            except ValueError as exc:
+                self.problems.add(f"timeout: {exc}", line)
+        retries = 0
+        if "retries" in attrs:
+            value = attrs["retries"]
+            if isinstance(value, str) and re.fullmatch(r"\d{1,4}", value.strip()):
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+                self.problems.add(f"retries must be a whole number from 0 to 1000, got {attrs['retries']!r}", line)
+            elif value and role != "verify":
+                self.problems.add("retries applies to verify blocks only (a change is never repeated on its own)",
+                                  line)
+            else:
+                retries = value
+        name = attrs.get("name")
+        return Block(lang=lang, role=role, confirm=confirm, timeout_s=timeout_s, retries=retries,
+                     name=None if name is None else str(name), source=fence.content, line=line, attrs=attrs)
+
+    def _check_block(self, block: Block, params: tuple[Param, ...], names: set[str]) -> None:
+        errors: list[templating.TemplateError] = []
+        parts = templating.split(block.source, errors)
+        for ref in (p for p in parts if isinstance(p, templating.Ref)):
+            problem = _unknown(ref.name, names)
+            if problem:
+                errors.append(templating.TemplateError(problem, ref.offset))
+        if block.lang == "sh":
+            types = {p.name: p.type for p in params}
+            refs = [p for p in parts if isinstance(p, templating.Ref)]
+            for ref, context in zip(refs, templating.sh_contexts(parts, errors)):
+                if context == "arith" and types.get(ref.name, "int") != "int":
+                    errors.append(templating.TemplateError(
+                        f"{{{{ {ref.name} }}}} is used in arithmetic ($(( )), (( )), [[ -eq ]], let, a[...]), where "
+                        f"bash runs commands hidden in a value: only int params may go there", ref.offset))
+        for error in errors:
+            self.problems.add(error.message, block.line_of(error.offset))
+        if errors:
+            return
+        if block.lang == "sh":
+            # The shell must parse it: found now, not at 3 a.m. in the middle of a run.
+            if len(parts) == 1:
+                problem = templating.shell_syntax_error(str(parts[0]))
+                if problem is not None:
+                    self.problems.add(problem[1], block.line + problem[0])
+            else:
+                try:
+                    render(block, _samples(params), {k: "1" for k in actions.RECORDED_KEYS})
+                except UserError as exc:
+                    self.problems.add(exc.message, exc.line or block.line)
+            return
+        # ops: parse every line with typical values, so grammar mistakes show before any run.
+        try:
+            rendered = render(block, _samples(params), {k: "1" for k in actions.RECORDED_KEYS})
+        except UserError as exc:
+            self.problems.add(exc.message, block.line)
+            return
+        for problem in ops_problems(block, rendered):
+            self.problems.add(problem.message, problem.line)
+
+    # steps
+
+    def _steps(self, headings: list[_Heading], fences: list[_Fence], blocks: list[Block],
+               body_start: int, title_line: int | None) -> tuple[tuple[Step, ...], list[int]]:
+        """Steps, and the line indexes of the intro (the Markdown before the first step)."""
+        fence_at = {f.start + 1: f for f in fences}
+        hidden = {title_line} if title_line is not None else set()  # the title is shown as the title
+        for block in blocks:
+            f = fence_at[block.line]
+            hidden.update(range(f.start, f.end))  # blocks are shown as blocks, not in the prose
+        end_of = {b.line: fence_at[b.line].end for b in blocks}
+        n = len(self.lines)
+        bounds = [h for h in headings if h.top and h.level <= 2]
+        starts = [body_start] + [h.line0 for h in bounds]
+        heads: list[_Heading | None] = [None, *bounds]
+        regions = [(start, starts[k + 1] if k + 1 < len(starts) else n, heads[k]) for k, start in enumerate(starts)]
+
+        steps: list[Step] = []
+        intro: list[int] = []
+
+        def prose(start: int, end: int) -> str:
+            return _clean([self.lines[i] for i in range(start, end) if i not in hidden])
+
+        def add(title: str, text: str, group: list[Block], line: int) -> None:
+            if all(b.role == "rollback" for b in group):
+                self.problems.add("a step of only rollback blocks: a rollback belongs in the step whose change it "
+                                  "undoes", line)
+            steps.append(Step(index=len(steps) + 1, title=title, prose=text, blocks=tuple(group), line=line))
+
+        for start, end, head in regions:
+            inside = [b for b in blocks if start <= b.line - 1 < end]
+            if not inside:
+                # Guidance without a block: the intro before the first step, else more of the step before.
+                if not steps:
+                    intro.extend(i for i in range(start, end) if i not in hidden)
+                elif prose(start, end):
+                    last = steps[-1]
+                    steps[-1] = Step(last.index, last.title, (last.prose + "\n\n" + prose(start, end)).strip(),
+                                     last.blocks, last.line)
+                continue
+            if head is not None and head.level == 2:
+                add(head.title or f"Step {len(steps) + 1}", prose(start + 1, end), inside, head.line0 + 1)
+                continue
+            # No `##` here: each run/check block starts a step; verify/rollback blocks join it.
+            groups: list[list[Block]] = []
+            for block in inside:
+                if not groups or block.role in ("run", "check"):
+                    groups.append([block])
+                else:
+                    groups[-1].append(block)
+            cursor = start
+            if not steps:  # the lead paragraphs, up to the first heading or block, are the intro
+                lead_end = min([inside[0].line - 1] + [h.line0 for h in headings
+                                                      if start < h.line0 < end and h.line0 != title_line])
+                intro.extend(i for i in range(start, lead_end) if i not in hidden)
+                cursor = lead_end
+            for k, group in enumerate(groups):
+                if k + 1 == len(groups):
+                    last = end
+                else:
+                    # Text after a block belongs to it (its output, a remark) up to the next heading;
+                    # without a heading in between, it leads in to the next block.
+                    after, before = end_of[group[-1].line], groups[k + 1][0].line - 1
+                    between = [h.line0 for h in headings if after <= h.line0 < before]
+                    last = between[-1] if between else after
+                nearest = [h for h in headings if h.line0 < group[0].line - 1 and h.title]
+                title = nearest[-1].title if nearest else f"Step {len(steps) + 1}"
+                same = sum(1 for st in steps if st.title == title or st.title.startswith(title + " ("))
+                add(title if not same else f"{title} ({same + 1})", prose(cursor, last), group, group[0].line)
+                cursor = last
+        return tuple(steps), intro
+
+
+def _text_field(meta: Mapping[str, Any], key: str, problems: _Problems) -> str:
+    value = meta.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        problems.add(f"{key} must be text", meta["_lines"].get(key))
+        return ""
+    return " ".join(str(value).split())
+
+
+_md: Any = None
+
+
+def _markdown() -> Any:
+    global _md
+    if _md is None:
+        from markdown_it import MarkdownIt  # lazy: only runbook commands pay for it
+
+        _md = MarkdownIt("commonmark")
+    return _md
+
+
+def _inline_text(token: Any, images: bool = True) -> str:
+    """The plain text of an inline token: `Scale the **worker**` -> `Scale the worker`."""
+    parts = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image" and images:
+            parts.append(child.content)
+    return " ".join("".join(parts).split())
+
+
+def _clean(lines: list[str]) -> str:
+    """Lines as Markdown, trimmed, at most one blank line in a row."""
+    out: list[str] = []
+    for line in lines:
+        line = line.rstrip()
+        if not line and (not out or not out[-1]):
+            continue
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+def _split_info(info: str) -> tuple[str, str]:
+    m = re.match(r"\s*([^\s{]*)\s*(.*?)\s*\Z", info, re.DOTALL)
+    assert m is not None  # the pattern matches any string
+    return m[1].lower(), m[2]
+
+
+def _attributes(text: str, line: int, problems: _Problems) -> dict[str, object]:
+    """Runme fence attributes: JSON `{"name": "x"}` or `{ name=x role=verify }`."""
+    if not text:
+        return {}
+    if not text.startswith("{"):
+        if re.match(r"[A-Za-z_][\w-]*\s*=", text):
+            problems.add(f"fence attributes go inside braces: {{ {text} }}", line)
+        return {}  # other info text (a file name, say) is not ours
+    if not text.endswith("}"):
+        problems.add("fence attributes start with { but do not end with }", line)
+        return {}
+    if re.match(r"\{\s*(\"|\}\s*\Z)", text):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            problems.add(f"fence attributes are not valid JSON: {exc}", line)
+            return {}
+        if not isinstance(value, dict):
+            problems.add("fence attributes must be a JSON object", line)
+            return {}
+        return value
+    try:
+        words = shlex.split(text[1:-1])
+    except ValueError as exc:
+        problems.add(f"cannot read fence attributes: {str(exc).lower()}", line)
+        return {}
+    attrs: dict[str, object] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not key:
+            problems.add(f"fence attribute {word!r} has no name", line)
+            continue
+        attrs[key] = value if sep else True
+    return attrs
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_duration(value: object) -> float:
+    """`30s`, `5m`, `1h30m`, `250ms` or a number of seconds; ValueError when not above zero."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r} (write 30s, 5m or 1h)")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and _DURATION.sub("", text) == "":
+            unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+            seconds = sum(float(n) * unit[u] for n, u in _DURATION.findall(text))
+        else:
+            raise ValueError(f"not a duration: {value!r} (write 30s, 5m or 1h)")
+    else:
+        raise ValueError(f"not a duration: {value!r} (write 30s, 5m or 1h)")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"must be above zero, got {value!r}")
+    return seconds
+
+
+def _only_expects(source: str) -> bool:
+    lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return bool(lines) and all(re.match(r"expect\b", ln) for ln in lines)
+
+
+def find(name_or_path: str, runbooks_dir: Path) -> Path:
+    """`scale-workers`, `scale-workers.md` (in the runbooks dir) or a path to a Markdown file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix.lower() in (".md", ".markdown") and candidate.is_file():
+        return candidate
+    if "/" not in name_or_path and name_or_path not in ("", ".", ".."):
+        for name in (name_or_path, f"{name_or_path}.md"):
+            if (runbooks_dir / name).is_file():
+                return runbooks_dir / name
+    known = ", ".join(p.stem for p in runbook_files(runbooks_dir)) if runbooks_dir.is_dir() else ""
+    where = f"in {runbooks_dir}" + (f" (runbooks: {known})" if known else "")
+    raise UserError(f"no runbook {name_or_path!r} {where}")
+
+
+def runbook_files(directory: Path) -> list[Path]:
+    """The runbooks in a directory: its Markdown files, except the README that describes them."""
+    return sorted(p for p in directory.iterdir()
+                  if p.is_file() and p.suffix.lower() in (".md", ".markdown") and p.stem.lower() != "readme")
+
+
+# --- params ----------------------------------------------------------------------------------
+
+def bind_params(runbook: Runbook, given: Mapping[str, object]) -> dict[str, object]:
+    """Typed, checked values for every param (defaults applied). UserError names the param and
+    points at its front-matter line; secret values are registered for masking first."""
+    unknown = [k for k in given if runbook.param(k) is None]
+    if unknown:
+        known = ", ".join(p.name for p in runbook.params) or "none"
+        raise UserError(f"unknown param {unknown[0]!r} for runbook {runbook.name} (it takes: {known})")
+    values: dict[str, object] = {}
+    for param in runbook.params:
+        if param.name in given:
+            raw = given[param.name]
+            text = raw if isinstance(raw, str) else value_text(raw)
+            if param.type == "secret":
+                masking.register(text)
+            try:
+                values[param.name] = _coerce(param, text)
+            except ValueError as exc:
+                raise UserError(f"param {param.name!r}: {exc}", runbook.path, param.line) from None
+        elif param.default is not None:
+            values[param.name] = param.default
+        elif param.required:
+            raise UserError(f"param {param.name!r} is required: -p {param.name}=VALUE ({param.describe()})",
+                            runbook.path, param.line)
+        else:
+            values[param.name] = None
+    return values
+
+
+def value_text(value: object) -> str:
+    """A value as text: booleans as true/false, like the params that produced them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _coerce(param: Param, text: str) -> object:
+    """The typed value of `text` for `param`, or ValueError saying why not (never echoing a secret)."""
+    if "\x00" in text:
+        raise ValueError("holds a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text") from None
+    shown = "the value" if param.type == "secret" else repr(text)
+    if param.type == "int":
+        if not re.fullmatch(r"\s*[+-]?\d{1,18}\s*", text):
+            raise ValueError(f"{shown} is not a whole number")
+        value = int(text)
+        if param.minimum is not None and value < param.minimum:
+            raise ValueError(f"{value} is below the minimum {param.minimum}")
+        if param.maximum is not None and value > param.maximum:
+            raise ValueError(f"{value} is above the maximum {param.maximum}")
+        return value
+    if param.type == "bool":
+        lower = text.strip().lower()
+        if lower in _TRUE:
+            return True
+        if lower in _FALSE:
+            return False
+        raise ValueError(f"{shown} is not true/false (yes/no, 1/0)")
+    if param.type == "choice":
+        if text not in param.choices:
+            raise ValueError(f"{shown} is not one of {', '.join(param.choices)}")
+        return text
+    if not text and param.required:
+        raise ValueError("is empty")
+    if param.pattern is not None and not re.fullmatch(param.pattern, text):
+        raise ValueError(f"{shown} does not match {param.pattern}")
+    return text
+
+
+def _samples(params: tuple[Param, ...]) -> dict[str, object]:
+    """Typical values, to check `ops` lines before anyone gives real ones."""
+    out: dict[str, object] = {}
+    for p in params:
+        if p.default is not None:
+            out[p.name] = p.default
+        elif p.type == "int":
+            out[p.name] = p.minimum if p.minimum is not None else (p.maximum if p.maximum is not None else 1)
+        elif p.type == "bool":
+            out[p.name] = True
+        elif p.type == "choice":
+            out[p.name] = p.choices[0] if p.choices else "x"
+        else:
+            out[p.name] = "sample"
+    return out
+
+
+# --- templates (the quoting itself is in templating.py) ------------------------------------
+
+def _unknown(name: str, names: set[str]) -> str | None:
+    if name.startswith("previous."):
+        key = name.split(".", 1)[1]
+        if key in actions.RECORDED_KEYS:
+            return None
+        recorded = ", ".join(f"previous.{k}" for k in sorted(actions.RECORDED_KEYS))
+        return f"unknown placeholder {{{{ {name} }}}} (actions record: {recorded})"
+    if name in names:
+        return None
+    known = ", ".join(sorted(names)) or "none declared"
+    return f"unknown placeholder {{{{ {name} }}}} (params: {known}; \\{{{{ for a literal {{{{)"
+
+
+def placeholders(block: Block) -> set[str]:
+    """The names a block uses, e.g. {"replicas", "previous.replicas"}."""
+    names = set()
+    for m in templating.TOKEN.finditer(block.source):
+        inner = (m["inner"] or "").strip()
+        if inner and templating.REF.match(inner):
+            names.add(inner)
+    return names
+
+
+def render(block: Block, values: Mapping[str, object], recorded: Mapping[str, object],
+           path: Path | str | None = None) -> str:
+    """The block's text with every placeholder filled. Shell blocks get each value as exactly
+    one inert word, whatever quotes surround the placeholder; ops blocks as one shlex word."""
+    try:
+        parts = templating.split(block.source)
+        contexts = templating.sh_contexts(parts) if block.lang == "sh" else templating.ops_contexts(parts)
+    except templating.TemplateError as exc:
+        raise UserError(exc.message, path, block.line_of(exc.offset)) from None
+    out: list[str] = []
+    refs = iter(contexts)
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        context = next(refs)
+        line = block.line_of(part.offset)
+        if part.name.startswith("previous."):
+            key = part.name.split(".", 1)[1]
+            if key not in recorded:
+                raise UserError(f"{{{{ {part.name} }}}}: nothing recorded {key} yet (an earlier "
+                                f"{' or '.join(v for v, ks in actions.RECORDS.items() if key in ks) or 'action'} "
+                                "records it when it runs)", path, line)
+            value = recorded[key]
+        elif part.name in values:
+            value = values[part.name]
+        else:
+            raise UserError(f"unknown placeholder {{{{ {part.name} }}}}", path, line)
+        text = "" if value is None else value_text(value)
+        if "\x00" in text:
+            raise UserError(f"{{{{ {part.name} }}}} holds a NUL character", path, line)
+        if block.lang == "ops" and ("\n" in text or "\r" in text):
+            raise UserError(f"{{{{ {part.name} }}}} holds a line break; an ops line takes one-line values", path, line)
+        try:
+            out.append(templating.quote(text, context, block.lang))
+        except ValueError as exc:
+            raise UserError(f"{{{{ {part.name} }}}} {exc}", path, line) from None
+    command = "".join(out)
+    if block.lang == "sh" and len(parts) > 1:
+        problem = templating.shell_syntax_error(command)
+        if problem is not None:
+            raise UserError(problem[1], path, block.line + problem[0])
+    return command
+
+
+# --- ops blocks ------------------------------------------------------------------------------
+
+def parse_ops(block: Block, rendered: str, path: Path | str | None = None) -> list[Any]:
+    """The rendered ops block as Actions or Expectations (never both), one per line.
+    UserError with the line for the first problem."""
+    problems = ops_problems(block, rendered, path)
+    if problems:
+        raise problems[0]
+    return _ops_items(block, rendered, path)
+
+
+def _ops_items(block: Block, rendered: str, path: Path | str | None) -> list[Any]:
+    from opsconsole import expect
+
+    items: list[Any] = []
+    for offset, line in enumerate(rendered.split("\n")):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        lineno = block.line + 1 + offset
+        if re.match(r"expect\b", stripped):
+            items.append(expect.parse(stripped, path, lineno))
+        else:
+            items.append(actions.parse(stripped, path, lineno))
+    return items
+
+
+def ops_problems(block: Block, rendered: str, path: Path | str | None = None) -> list[UserError]:
+    """Every problem of a rendered ops block, each with its line."""
+    problems: list[UserError] = []
+    items: list[Any] = []
+    from opsconsole import expect
+
+    for offset, line in enumerate(rendered.split("\n")):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        lineno = block.line + 1 + offset
+        try:
+            if re.match(r"expect\b", stripped):
+                items.append(expect.parse(stripped, path, lineno))
+            else:
+                items.append(actions.parse(stripped, path, lineno))
+        except UserError as exc:
+            problems.append(exc)
+    kinds = {type(item).__name__ for item in items}
+    if not items and not problems:
+        problems.append(UserError("empty ops block: write an action (e.g. `deploy api`) or `expect ...`",
+                                  path, block.line))
+    if len(kinds) > 1:
+        problems.append(UserError("an ops block holds either actions or expects, not both: split it in two",
+                                  path, block.line))
+    has_actions = "Action" in kinds
+    if has_actions and block.role in ("check", "verify"):
+        problems.append(UserError(f"a {block.role} block may only hold `expect` lines, not actions",
+                                  path, block.line))
+    if "Expectation" in kinds and block.role == "rollback":
+        problems.append(UserError("a rollback block undoes a change; put `expect` lines in a verify block",
+                                  path, block.line))
+    return problems

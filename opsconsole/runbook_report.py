@@ -1,0 +1,185 @@
+"""What `opsconsole runbooks list | validate | show` print: tables, problem lines, outlines, JSON."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from opsconsole import runbook
+from opsconsole.errors import ConfigError, UserError
+from opsconsole.runbook import Block, Runbook
+
+
+def shown(path: Path | str) -> str:
+    """A path as the user can click it: relative to the working directory when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _problem(error: ConfigError) -> str:
+    return str(ConfigError(error.message, shown(error.path) if error.path is not None else None, error.line))
+
+
+def validate(paths: list[Path]) -> tuple[str, int]:
+    """One `path:line: message` per problem (every problem of every file), one `path: ok` per good
+    runbook, and a closing count. Returns (text, number of invalid files). A path that does not
+    exist, or a directory without runbooks, is a UserError (a usage mistake, not an invalid runbook)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = runbook.runbook_files(path)
+            if not found:
+                raise UserError(f"no runbooks (*.md) in {shown(path)}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"no such file or directory: {shown(path)}")
+    lines: list[str] = []
+    invalid = 0
+    for path in files:
+        book, problems = runbook.inspect(path)
+        if problems:
+            invalid += 1
+            lines.extend(_problem(p) for p in problems)
+        else:
+            assert book is not None
+            lines.append(f"{shown(path)}: ok, {_steps(len(book.steps))}")
+    lines.append(f"{len(files)} runbook{'s' if len(files) != 1 else ''} checked: "
+                 f"{len(files) - invalid} valid, {invalid} invalid")
+    return "\n".join(lines), invalid
+
+
+def _steps(n: int) -> str:
+    return f"{n} step{'s' if n != 1 else ''}"
+
+
+def listing(directory: Path) -> list[dict[str, Any]]:
+    """Every runbook of the directory with its title, summary and step count (or its first problem)."""
+    if not directory.is_dir():
+        raise UserError(f"no runbooks directory at {shown(directory)} "
+                        "(set `runbooks` under [opsconsole] in the config)")
+    entries = []
+    for path in runbook.runbook_files(directory):
+        book, problems = runbook.inspect(path)
+        entries.append({
+            "name": path.stem,
+            "path": str(path),
+            "title": book.title if book else path.stem,
+            "summary": book.summary if book else "",
+            "steps": len(book.steps) if book else 0,
+            "environments": list(book.environments) if book and book.environments is not None else None,
+            "params": [p.name for p in book.params] if book else [],
+            "valid": not problems,
+            "problems": [_problem(p) for p in problems],
+        })
+    return entries
+
+
+def table(directory: Path, entries: list[dict[str, Any]]) -> str:
+    if not entries:
+        return f"no runbooks in {shown(directory)}"
+    rows = [("NAME", "STEPS", "TITLE", "SUMMARY")]
+    for e in entries:
+        summary = e["summary"] if e["valid"] else f"INVALID: {e['problems'][0]}"
+        rows.append((e["name"], str(e["steps"]) if e["valid"] else "-", e["title"], summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    out = [f"runbooks: {shown(directory)}"]
+    for row in rows:
+        out.append("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[3]]).rstrip())
+    invalid = sum(1 for e in entries if not e["valid"])
+    if invalid:
+        out.append(f"{invalid} invalid: opsconsole runbooks validate {shown(directory)}")
+    return "\n".join(out)
+
+
+def _param_line(p: runbook.Param) -> list[str]:
+    if p.default is not None:
+        default = f"default {runbook.value_text(p.default)}"
+    else:
+        default = "required" if p.required else "optional"
+    return [p.name, p.describe(), default, p.description]
+
+
+def _block_head(block: Block) -> str:
+    bits = [f"{block.lang} {block.role}"]
+    if block.name:
+        bits.append(f"name {block.name}")
+    if block.confirm:
+        bits.append(f"confirm {block.confirm}")
+    if block.timeout_s is not None:
+        bits.append(f"timeout {duration(block.timeout_s)}")
+    if block.retries:
+        bits.append(f"retries {block.retries}")
+    return ", ".join(bits) + f"  (line {block.line})"
+
+
+def duration(seconds: float) -> str:
+    """300 -> 5m, 5400 -> 1h30m, 0.25 -> 250ms: as a runbook author writes it."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    whole = int(seconds)
+    if whole != seconds:
+        return f"{seconds:g}s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"
+
+
+def outline(book: Runbook) -> str:
+    """The runbook as `show` prints it: header, params, then every step's prose and blocks."""
+    out = [f"{book.title}  ({book.name}, {shown(book.path)})"]
+    if book.summary:
+        out.append(book.summary)
+    out.append("environments: " + (", ".join(book.environments) if book.environments else "any"))
+    out.append("")
+    if book.intro:
+        out.append(textwrap.indent(book.intro, "  "))
+        out.append("")
+    if book.params:
+        out.append("Params")
+        rows = [_param_line(p) for p in book.params]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for r in rows:
+            out.append(("  " + "  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[3]])).rstrip())
+        out.append("")
+    out.append("Steps")
+    for step in book.steps:
+        out.append(f"  {step.index}. {step.title}  (line {step.line})")
+        if step.prose:
+            out.append(textwrap.indent(step.prose, "     "))
+        for block in step.blocks:
+            out.append(f"     [{_block_head(block)}]")
+            out.append(textwrap.indent(block.source.rstrip("\n"), "       ", lambda _: True))
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def as_json(book: Runbook) -> dict[str, Any]:
+    return {
+        "name": book.name,
+        "path": str(book.path),
+        "title": book.title,
+        "summary": book.summary,
+        "intro": book.intro,
+        "environments": list(book.environments) if book.environments is not None else None,
+        "content_hash": book.content_hash,
+        "params": [{
+            "name": p.name, "type": p.type, "default": p.default, "required": p.required, "min": p.minimum,
+            "max": p.maximum, "choices": list(p.choices), "pattern": p.pattern, "description": p.description,
+            "line": p.line,
+        } for p in book.params],
+        "steps": [{
+            "index": s.index, "title": s.title, "line": s.line, "prose": s.prose, "fingerprint": s.fingerprint(),
+            "blocks": [{
+                "lang": b.lang, "role": b.role, "confirm": b.confirm, "timeout_s": b.timeout_s,
+                "retries": b.retries, "name": b.name, "line": b.line, "source": b.source,
+                "placeholders": sorted(runbook.placeholders(b)), "attrs": dict(b.attrs),
+            } for b in s.blocks],
+        } for s in book.steps],
+    }

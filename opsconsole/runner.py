@@ -1,0 +1,269 @@
+"""The one place opsconsole starts a subprocess.
+
+Every command runs in a process group of its own, so a timeout or an abort ends the whole tree
+(SIGTERM, then SIGKILL after a grace period). Output is read line by line, masked before anything
+sees it, streamed to a callback and kept as a short tail for the journal. Secrets travel through
+stdin or the environment, never argv: a `Command` whose argv holds a known secret is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opsconsole import masking
+
+TAIL_CHARS = 4096
+GRACE_S = 5.0  # between SIGTERM and SIGKILL
+_MAX_LINE = 65536  # a line longer than this is cut and streamed in pieces
+_ORPHAN_DRAIN_S = 0.5  # output a background child keeps writing after the command exited
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subprocess, exactly as planned. `display` is what the plan shows (masked)."""
+
+    argv: tuple[str, ...]
+    display: str = ""
+    stdin: str | None = field(default=None, repr=False)  # secrets travel here ...
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # ... or here; never displayed
+    cwd: Path | None = None
+    # What the plan fingerprint covers, when part of `display` is chosen at run time
+    # (a backup's timestamped file name). Defaults to `display`.
+    fingerprint_text: str = ""
+    # Values the command records for later blocks (`{{ previous.KEY }}`) when it succeeds, known when it is
+    # planned: e.g. the file a backup writes.
+    records: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ValueError("a command needs at least a program")
+        for arg in self.argv:
+            if masking.mask(arg) != arg:
+                # A programming error, never a user one: a secret would show in `ps`.
+                raise ValueError(f"refusing a secret in argv of {self.argv[0]!r}: pass it via stdin or env")
+        if not self.display:
+            object.__setattr__(self, "display", masking.mask(shlex.join(self.argv)))
+        if not self.fingerprint_text:
+            object.__setattr__(self, "fingerprint_text", self.display)
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_status: int  # the process's exit code; a negative number is the signal that ended it
+    output_tail: str  # the last TAIL_CHARS of output, masked
+    duration_s: float
+    timed_out: bool = False
+    error: str | None = None  # why it failed in words: "command not found: pg_dump", "timed out after 30 s"
+    recorded: Mapping[str, object] = field(default_factory=dict)  # values an in-process call recorded
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.timed_out and self.error is None
+
+    def describe(self) -> str:
+        """One line for the terminal and the journal."""
+        if self.ok:
+            return f"exit 0 in {self.duration_s:.1f} s"
+        if self.error:
+            return self.error
+        if self.exit_status < 0:
+            try:
+                name = signal.Signals(-self.exit_status).name
+            except ValueError:
+                name = f"signal {-self.exit_status}"
+            return f"killed by {name}"
+        return f"exit {self.exit_status}"
+
+
+class Aborted(Exception):
+    """The command was stopped because the caller asked (the `cancel` event)."""
+
+
+class _Tail:
+    def __init__(self, limit: int = TAIL_CHARS) -> None:
+        self.lines: deque[str] = deque()
+        self.size = 0
+        self.limit = limit
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self.size += len(line) + 1
+        while self.size > self.limit and len(self.lines) > 1:
+            self.size -= len(self.lines.popleft()) + 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines)[-self.limit:]
+
+
+def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
+        cancel: threading.Event | None = None, grace_s: float = GRACE_S) -> Result:
+    """Run `cmd`, streaming masked lines to `on_output`; kill its process group on timeout or abort.
+
+    KeyboardInterrupt and `cancel` both stop the whole tree; KeyboardInterrupt is re-raised,
+    `cancel` raises `Aborted`.
+    """
+    started = time.monotonic()
+    tail = _Tail()
+
+    def emit(raw: bytes) -> None:
+        line = masking.mask(raw.decode("utf-8", errors="replace").rstrip("\r"))
+        tail.add(line)
+        on_output(line)
+
+    try:
+        proc = subprocess.Popen(
+            list(cmd.argv),
+            stdin=subprocess.PIPE if cmd.stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cmd.cwd,
+            env={**os.environ, **cmd.env},
+            start_new_session=True,  # its own process group: one signal reaches the whole tree
+        )
+    except FileNotFoundError:
+        return Result(127, "", time.monotonic() - started, error=f"command not found: {cmd.argv[0]}")
+    except PermissionError:
+        return Result(126, "", time.monotonic() - started, error=f"not executable: {cmd.argv[0]}")
+    except OSError as exc:  # e.g. a cwd that does not exist
+        return Result(126, "", time.monotonic() - started, error=masking.mask(f"cannot start {cmd.argv[0]}: {exc}"))
+
+    if cmd.stdin is not None:
+        # A thread, so a child that writes a lot before reading its stdin cannot deadlock us.
+        threading.Thread(target=_feed, args=(proc, cmd.stdin), daemon=True).start()
+
+    deadline = None if timeout_s is None else started + timeout_s
+    timed_out = False
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    buffer = b""
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    exited_at: float | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                timed_out = True
+                break
+            if cancel is not None and cancel.is_set():
+                _kill_group(proc, grace_s)
+                raise Aborted(f"stopped: {cmd.display}")
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > _ORPHAN_DRAIN_S:
+                break  # a background child holds the pipe open: stop listening, leave it be
+            wait = 0.1  # also how soon we notice an exit while a background child holds the pipe
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if not sel.select(max(wait, 0.0)):
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break  # EOF: every writer is gone
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                emit(raw)
+            while len(buffer) > _MAX_LINE:
+                emit(buffer[:_MAX_LINE])
+                buffer = buffer[_MAX_LINE:]
+    except BaseException:
+        _kill_group(proc, grace_s)
+        raise
+    finally:
+        sel.close()
+        if buffer:
+            emit(buffer)
+        proc.stdout.close()
+
+    if timed_out:
+        _kill_group(proc, grace_s)
+        return Result(proc.returncode, tail.text(), time.monotonic() - started, timed_out=True,
+                      error=f"timed out after {format_seconds(timeout_s)} s")
+    if deadline is None:
+        code = proc.wait()
+    else:
+        try:
+            code = proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:  # closed its output but kept running
+            _kill_group(proc, grace_s)
+            return Result(proc.returncode, tail.text(), time.monotonic() - started, timed_out=True,
+                          error=f"timed out after {format_seconds(timeout_s)} s")
+    error = None
+    if code == 127 and cmd.argv[0] in ("bash", "sh"):
+        error = "command not found (exit 127)"
+    elif code == 126 and cmd.argv[0] in ("bash", "sh"):
+        error = "command not executable (exit 126)"
+    return Result(code, tail.text(), time.monotonic() - started, error=error)
+
+
+def format_seconds(value: float | None) -> str:
+    return f"{value or 0:.1f}".rstrip("0").rstrip(".")
+
+
+def _feed(proc: subprocess.Popen[bytes], text: str) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(text.encode())
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass  # the child did not want its stdin; its exit status says the rest
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM the whole group, SIGKILL whatever is left after the grace period."""
+    pgid = proc.pid  # start_new_session: the group id is the leader's pid
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace_s
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    # Children that ignore SIGTERM may outlive the leader; the group exists while any is alive.
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.02)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in the group. Zombies count as gone: an init
+    that does not reap would otherwise make every kill wait out the grace period."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False

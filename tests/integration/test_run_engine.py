@@ -1,0 +1,150 @@
+"""The Engine in-process, as the TUI will drive it: a Prompter that records what it is asked and told."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from opsconsole import config
+from opsconsole.engine import Decision, Engine, Failure, build_plan
+from opsconsole.errors import UserError
+from opsconsole.journal import open_journal
+from opsconsole.runbook import parse
+from opsconsole.terminal import TerminalPrompter
+
+RUNBOOK = """\
+# Engine
+
+## First
+```sh
+echo first >> first.log
+```
+
+## Second
+```sh {"confirm": "yes"}
+echo second >> second.log
+exit 5
+```
+```sh {"role": "rollback"}
+echo undo >> second.log
+```
+"""
+
+
+class Recorder:
+    def __init__(self, decisions: list[Decision], confirm: bool = True) -> None:
+        self.decisions = decisions
+        self.answer = confirm
+        self.asked: list[tuple[int, str]] = []
+        self.failures: list[Failure] = []
+        self.events: list[tuple[str, int | None, str | None]] = []
+        self.lines: list[str] = []
+
+    def confirm(self, step, block, level):
+        self.asked.append((step.index, level))
+        return self.answer
+
+    def on_failure(self, step, error):
+        self.failures.append(error)
+        return self.decisions.pop(0)
+
+    def output(self, line):
+        self.lines.append(line)
+
+    def event(self, event):
+        self.events.append((event.kind, event.step.index if event.step else None, event.status))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = config.parse('[environments.local]\nprovider = "local"\n', tmp_path / "opsconsole.toml", tmp_path)
+    book, problems = parse(RUNBOOK, tmp_path / "engine.md")
+    assert problems == ()
+    store = open_journal(str(tmp_path / "journal.sqlite3"))
+    yield cfg, book, store, tmp_path
+    store.close()
+
+
+def test_the_engine_reports_through_its_prompter(setup):
+    cfg, book, store, home = setup
+    plan = build_plan(cfg, "local", book, {})
+    prompter = Recorder([Decision("retry"), Decision("rollback")])
+    record = Engine(plan, store, cfg, "local", prompter).run()
+    assert record.status == "failed"
+    assert prompter.asked == [(2, "yes"), (2, "yes")]  # the y/N block on each attempt; the rollback needs none
+    assert [f.phase for f in prompter.failures] == ["run", "run"]
+    assert prompter.failures[0].message == "echo second >> second.log ...: exit 5"
+    assert prompter.failures[1].attempt == 2
+    assert (home / "second.log").read_text() == "second\nsecond\nundo\n"
+    kinds = [k for k, _, _ in prompter.events]
+    assert kinds[0] == "run-started" and kinds[-1] == "run-finished"
+    assert ("step-finished", 1, "succeeded") in prompter.events
+    assert ("rollback-finished", 2, "rolled-back") in prompter.events
+    assert [(s.index, s.attempt, s.status) for s in record.steps] == [
+        (1, 1, "succeeded"), (2, 1, "failed"), (2, 2, "rolled-back")]
+
+
+def test_declining_a_confirmation_aborts_without_running_the_block(setup):
+    cfg, book, store, home = setup
+    plan = build_plan(cfg, "local", book, {})
+    record = Engine(plan, store, cfg, "local", Recorder([], confirm=False)).run()
+    assert record.status == "aborted" and not (home / "second.log").exists()
+    assert record.latest_steps()[2].commands == ("(not confirmed) echo second >> second.log\nexit 5",)
+
+
+def test_a_plan_that_does_not_match_its_fingerprint_never_runs(setup):
+    cfg, book, store, home = setup
+    plan = build_plan(cfg, "local", book, {})
+    tampered = dataclasses.replace(plan, fingerprint="0" * 64)
+    with pytest.raises(UserError, match="the plan changed while running"):
+        Engine(tampered, store, cfg, "local", Recorder([])).run()
+    assert not (home / "first.log").exists()
+    [run] = store.runs()
+    assert run.status == "aborted" and run.latest_steps()[1].note.startswith("the plan changed while running")
+
+
+def test_the_terminal_prompter_offers_every_decision_and_cancels_by_default(setup):
+    cfg, book, store, home = setup
+    plan = build_plan(cfg, "local", book, {})
+    step = plan.steps[1]
+    failure = Failure(step, step.blocks[0], "run", "exit 5", 1)
+    for answers, expected in ((["r"], Decision("retry")), (["t"], Decision("rollback")),
+                              (["a"], Decision("rollback-all")), ([""], Decision("abort")),
+                              (["x", "q"], Decision("abort")), (["s", "", "s", "known flaky"], Decision("skip", "known flaky"))):
+        pending = list(answers)
+        prompter = TerminalPrompter("local", read=lambda prompt: pending.pop(0), write=lambda line: None)
+        assert prompter.on_failure(step, failure) == expected, answers
+
+    def eof(prompt):
+        raise EOFError
+    prompter = TerminalPrompter("local", read=eof, write=lambda line: None)
+    assert prompter.confirm(step, step.blocks[0], "yes") is False
+    assert prompter.on_failure(step, failure) == Decision("abort")
+    flagged = TerminalPrompter("local", on_failure="rollback", read=eof, write=lambda line: None)
+    assert flagged.on_failure(step, failure) == Decision("rollback")
+
+
+def test_a_rollback_needing_a_value_never_recorded_fails_clearly(tmp_path, monkeypatch):
+    import shutil
+
+    from tests.servers import missing
+
+    if shutil.which("pg_dump") is None:
+        missing("pg_dump is not installed")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cfg = config.parse('[environments.local]\nprovider = "local"\n[environments.local.services.db]\n'
+                       'url = "postgresql://nobody@127.0.0.1:1/none"\n', tmp_path / "opsconsole.toml", tmp_path)
+    book, problems = parse("## Back up\n```ops\nbackup db\n```\n```ops {\"role\": \"rollback\"}\n"
+                           "restore-backup db --from {{ previous.backup }}\n```\n", tmp_path / "b.md")
+    assert problems == ()
+    with open_journal(str(tmp_path / "journal.sqlite3")) as store:
+        prompter = Recorder([Decision("rollback")])
+        record = Engine(build_plan(cfg, "local", book, {}), store, cfg, "local", prompter).run()
+    assert record.status == "failed"
+    step = record.latest_steps()[1]
+    assert step.status == "rollback-failed"
+    assert step.note.startswith("rollback failed: ") and "nothing recorded backup yet" in step.note
+    assert "pg_dump" in prompter.failures[0].message  # the backup itself failed: the server is not there
