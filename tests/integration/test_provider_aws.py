@@ -205,7 +205,7 @@ def test_backup_snapshots_and_restore_goes_to_a_new_instance(home, stack, run_cl
 
     restore = run_cli("restore-backup", "db", "--from", "latest", "--yes", cwd=home)
     assert restore.returncode == 0, restore.stdout + restore.stderr
-    target = re.search(r"instance (\S+-restored-\d{14}) is available", restore.stdout).group(1)
+    target = re.search(r"instance (\S+-restored-\d{14}(?:-\d+)?) is available", restore.stdout).group(1)
     assert (f"rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier='{target}', "
             f"DBSnapshotIdentifier='{snapshot}', DBInstanceClass='db.t3.micro'" in restore.stdout)
     assert f"a NEW instance from snapshot {snapshot}; {stack.db} is not touched" in restore.stdout
@@ -219,7 +219,7 @@ def test_restore_to_a_point_in_time(home, stack, run_cli):
     moment = datetime.now(UTC).replace(microsecond=0)
     proc = run_cli("restore-backup", "db", "--from", moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "--yes", cwd=home)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    target = re.search(r"instance (\S+-restored-\d{14}) is available", proc.stdout).group(1)
+    target = re.search(r"instance (\S+-restored-\d{14}(?:-\d+)?) is available", proc.stdout).group(1)
     assert (f"rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier='{stack.db}', "
             f"TargetDBInstanceIdentifier='{target}', RestoreTime={moment!r}" in proc.stdout)
     latest = run_cli("restore-backup", "db", "--from", "latest-restorable", "--yes", cwd=home)
@@ -227,7 +227,7 @@ def test_restore_to_a_point_in_time(home, stack, run_cli):
     assert "UseLatestRestorableTime=True" in latest.stdout
     rds = stack.client("rds")
     for out in (proc.stdout, latest.stdout):
-        name = re.search(r"instance (\S+-restored-\d{14}) is available", out).group(1)
+        name = re.search(r"instance (\S+-restored-\d{14}(?:-\d+)?) is available", out).group(1)
         assert rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceStatus"] == "available"
 
 

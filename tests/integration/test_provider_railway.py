@@ -380,7 +380,7 @@ def test_without_a_keyring_nothing_is_rotated(tmp_path, railway, no_keyring):
     home = Home(tmp_path, railway)
     proc = home.run("rotate-secret", "JWT_SECRET", "--yes")
     assert proc.returncode == 1
-    assert "cannot keep the previous JWT_SECRET for --rollback, nothing was changed: no usable OS keyring backend" \
+    assert "cannot keep the previous JWT_SECRET for --rollback, nothing was changed: no usable OS keyring on this machine" \
         in proc.stdout
     assert railway.variables[None]["JWT_SECRET"] == "first-jwt-value"
     assert "OpsconsoleVariableUpsert" not in railway.ops() and "OpsconsoleRedeploy" not in railway.ops()

@@ -111,7 +111,7 @@ NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.:/@\-]{0,20}", fullmatch=True)
               NAMES, st.lists(NAMES, max_size=3), st.booleans()),
     st.builds(lambda s: Action("backup", service=s), NAMES),
     st.builds(lambda s, f: Action("restore-backup", service=s, source=f), NAMES,
-              st.from_regex(r"[^\s\-\x00-\x1f][^\s\x00-\x1f]{0,30}", fullmatch=True)),
+              st.from_regex(r"[^\s\-\x00-\x1f\x7f][^\s\x00-\x1f\x7f]{0,30}", fullmatch=True)),
 ))
 def test_text_round_trips(action):
     assert actions.parse(action.text()) == action

@@ -75,8 +75,10 @@ def test_plan_resolves_every_block_masks_secrets_and_defers_previous(tmp_path, c
     backup, deploy = plan.steps
     [dump] = backup.blocks
     assert dump.text == "backup db" and dump.confirmation == "none" and not dump.destructive
-    mkdir, pg_dump = dump.calls
-    assert mkdir.display == f"mkdir -p -m 700 {tmp_path / 'state' / 'opsconsole' / 'backups' / 'local'}"
+    reserve, pg_dump, manifest = dump.calls
+    assert reserve.display.startswith(f"mkdir -p -m 700 {tmp_path / 'state' / 'opsconsole' / 'backups' / 'local'}; ")
+    assert "never over an existing backup" in reserve.display
+    assert manifest.display.startswith(f"write {str(pg_dump.argv[3])[:-len('.dump')]}.json: size, sha256")
     assert isinstance(pg_dump, Command) and pg_dump.argv[:3] == ("pg_dump", "-Fc", "--file")
     # The password travels in the environment, never argv, and never shows.
     assert pg_dump.env == {"PGPASSWORD": "pl4n-db-pass"}
