@@ -37,7 +37,7 @@ kind = "redis"
 url = "${REDIS_URL:-redis://localhost:6379/0}"
 """
 
-_OPSCONSOLE_KEYS = {"refresh", "timeout", "runbooks", "journal", "default_environment"}
+_OPSCONSOLE_KEYS = {"refresh", "timeout", "runbooks", "journal", "default_environment", "theme", "bell"}
 _ENV_KEYS = {"provider", "protection", "read_only", "services", "queues", "thresholds", "provider_options", "secrets"}
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -104,6 +104,9 @@ class Config:
     runbooks: Path
     journal: str | None
     default_environment: str
+    theme: str | None  # None: the default theme
+    bell: bool  # ring the terminal bell when a member turns crit
+    keymap: Mapping[str, str]  # binding id -> keys, checked against the app's bindings when the TUI starts
     raw: Mapping[str, Any]
     lines: KeyLines
     base_dir: Path
@@ -288,9 +291,9 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
     def fail(message: str, *key: str) -> None:
         raise ConfigError(message, source, lines.line(*key))
 
-    unknown = sorted(set(raw) - {"opsconsole", "environments", "thresholds"})
+    unknown = sorted(set(raw) - {"opsconsole", "environments", "thresholds", "keymap"})
     if unknown:
-        fail(f"unknown section {unknown[0]!r} (known: opsconsole, environments, thresholds)", unknown[0])
+        fail(f"unknown section {unknown[0]!r} (known: opsconsole, environments, thresholds, keymap)", unknown[0])
 
     settings = raw.get("opsconsole", {})
     if not isinstance(settings, Mapping):
@@ -306,9 +309,17 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
 
     refresh = positive("refresh", 5.0)
     timeout = positive("timeout", 1.0)
-    for key in ("runbooks", "journal", "default_environment"):
+    for key in ("runbooks", "journal", "default_environment", "theme"):
         if key in settings and not isinstance(settings[key], str):
             fail(f"{key} must be a string", "opsconsole", key)
+    if not isinstance(settings.get("bell", True), bool):
+        fail("bell must be true or false", "opsconsole", "bell")
+    keymap = raw.get("keymap", {})
+    if not isinstance(keymap, Mapping):
+        fail("[keymap] must be a table of binding id = \"key\"", "keymap")
+    for binding_id, keys in keymap.items():
+        if not isinstance(keys, str) or not keys.strip():
+            fail(f"keymap {binding_id!r} must be a key string such as \"f5\" or \"ctrl+r,f5\"", "keymap", binding_id)
 
     environments = raw.get("environments")
     if not isinstance(environments, Mapping) or not environments:
@@ -332,6 +343,9 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
         runbooks=base_dir / settings.get("runbooks", "runbooks"),
         journal=settings.get("journal"),
         default_environment=default,
+        theme=settings.get("theme"),
+        bell=settings.get("bell", True),
+        keymap=dict(keymap),
         raw=raw,
         lines=lines,
         base_dir=base_dir,

@@ -57,11 +57,9 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def summary(r: Reading) -> str:
-    """The key figures of a reading in a few words."""
+def figures(r: Reading) -> list[str]:
+    """The key figures of a reading as short phrases (the table's detail column, the TUI's panels)."""
     m = r.metrics
-    if r.error:
-        return r.error
     parts: list[str] = []
     if r.kind == "postgres":
         if "connections" in m:
@@ -92,12 +90,21 @@ def summary(r: Reading) -> str:
         parts.append(f"depth {m['depth']}")
         if m.get("paused"):
             parts.append("paused")
-        if m.get("failed"):
-            parts.append(f"{m['failed']} failed")
+        counts = m.get("counts") or {}
+        failed = counts.get("failed", m.get("failed"))
+        if failed:
+            parts.append(f"{failed} failed")
         if "consumers" in m:
             parts.append(f"{m['consumers']} consumers")
         parts.append(trend_text(m.get("rate_per_s"), m.get("eta_s")))
-    text = ", ".join(parts)
+    return parts
+
+
+def summary(r: Reading) -> str:
+    """The key figures of a reading in a few words, after what is wrong."""
+    if r.error:
+        return r.error
+    text = ", ".join(figures(r))
     if r.reasons:
         text = "; ".join(r.reasons) + (f" — {text}" if text else "")
     return text

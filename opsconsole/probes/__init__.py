@@ -136,12 +136,23 @@ async def _trace_end(session: Any, ctx: Any, params: Any) -> None:
         timing.end = time.perf_counter()
 
 
+def host_port(url: str, default_port: int | None = None) -> str:
+    """host:port of a URL, for error messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or default_port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
 def describe(exc: BaseException, where: str | None = None) -> str:
     """One line a tired human can act on, with any password masked. `where` is host:port."""
     chain = _chain(exc)
     if where and any(isinstance(e, ConnectionRefusedError) for e in chain):
         return f"connection refused by {where}"
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if where and text.rstrip(".").lower() == "connection closed by server":
+        return f"connection closed by {where} (the server went away mid-conversation)"
     text = _REFUSED.sub(lambda m: f"connection refused by {m['where']}", text)
     text = _NAME_UNKNOWN.sub(lambda m: f"unknown host {m['where']}: {m['why']}", text)
     if not text:
@@ -168,6 +179,34 @@ def _probe_for(kind: str) -> Callable[[Target, Clients], Awaitable[Observation]]
 async def probe(target: Target, clients: Clients) -> Observation:
     assert target.kind is not None
     return await _probe_for(target.kind)(target, clients)
+
+
+# The client libraries each kind needs; `preload` imports them ahead of the first round.
+_LIBRARIES = {
+    "postgres": ("psycopg",),
+    "redis": ("redis.asyncio",),
+    "http": ("aiohttp",),
+    "tcp": (),
+    "bullmq": ("redis.asyncio",),
+    "bull": ("redis.asyncio",),
+    "redis-list": ("redis.asyncio",),
+    "rabbitmq": ("aiohttp",),
+    "sqs": ("boto3",),
+}
+
+
+def preload(targets: Sequence[Target]) -> None:
+    """Import the probe modules and client libraries `targets` need.
+
+    Meant for a worker thread: the TUI draws its first frame while these load, instead of the
+    first round importing them on the event loop.
+    """
+    import importlib
+
+    for target in targets:
+        _probe_for(target.kind or "")
+        for name in _LIBRARIES.get(target.kind or "", ()):
+            importlib.import_module(name)
 
 
 def units(targets: Sequence[Target]) -> list[list[Target]]:

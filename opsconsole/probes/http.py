@@ -12,7 +12,7 @@ from typing import Any
 
 from opsconsole.config import Target
 from opsconsole.health import Child, Observation, Status, timed_out
-from opsconsole.probes import Clients, WireTiming, describe
+from opsconsole.probes import Clients, WireTiming, describe, host_port
 
 _MAX_BODY = 1 << 20  # a health body larger than 1 MiB is cut, not read whole
 
@@ -66,15 +66,6 @@ def unfold(body: Any) -> tuple[list[tuple[Status, str]], tuple[Child, ...]]:
     return findings, tuple(children)
 
 
-def response_host(url: str, default_port: int | None = None) -> str:
-    """host:port of a URL, for error messages."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = parts.port or default_port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.hostname}:{port}"
-
-
 async def probe_http(target: Target, clients: Clients) -> Observation:
     import aiohttp
 
@@ -94,7 +85,7 @@ async def probe_http(target: Target, clients: Clients) -> Observation:
     except (TimeoutError, asyncio.TimeoutError):
         return timed_out(clients.timeout)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return Observation(error=describe(exc, where=response_host(target.url or "")))
+        return Observation(error=describe(exc, where=host_port(target.url or "")))
     latency = timing.latency_ms() or (time.perf_counter() - t0) * 1000
     findings: list[tuple[Status, str]] = []
     if code >= 400:

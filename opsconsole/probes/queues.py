@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 from opsconsole import masking
 from opsconsole.config import Target
 from opsconsole.health import Observation, Status, timed_out
-from opsconsole.probes import Clients, describe
+from opsconsole.probes import Clients, describe, host_port
 
 REDIS_QUEUE_KINDS = ("bullmq", "bull", "redis-list")
 
@@ -131,7 +131,7 @@ async def probe_redis_queues(targets: Sequence[Target], clients: Clients) -> lis
     try:
         replies = await pipe.execute(raise_on_error=False)
     except (redis.exceptions.RedisError, OSError) as exc:
-        error = describe(exc)
+        error = describe(exc, where=host_port(targets[0].url or "", default_port=6379))
         return [Observation(error=error) for _ in targets]
     observations = []
     at = 0
@@ -153,7 +153,6 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
     """One queue through the management HTTP API."""
     import aiohttp
 
-    from opsconsole.probes.http import response_host
 
     base = (target.url or "").rstrip("/").removesuffix("/api")
     parts = urlsplit(base)
@@ -169,7 +168,7 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
     vhost = str(target.options.get("vhost", "/"))
     queue = str(target.options.get("queue", target.name))
     url = f"{base}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
-    where = response_host(target.url or "", default_port=None if (target.url or "").startswith("https") else 15672)
+    where = host_port(target.url or "", default_port=None if (target.url or "").startswith("https") else 15672)
     try:
         async with clients.http().get(url, allow_redirects=False) as response:
             status = response.status

@@ -6,7 +6,7 @@ import time
 
 from opsconsole.config import Target
 from opsconsole.health import Observation
-from opsconsole.probes import Clients, describe
+from opsconsole.probes import Clients, describe, host_port
 
 
 async def probe_redis(target: Target, clients: Clients) -> Observation:
@@ -20,7 +20,7 @@ async def probe_redis(target: Target, clients: Clients) -> Observation:
         latency = (time.perf_counter() - t0) * 1000
         info = await client.info()
     except (redis.exceptions.RedisError, OSError) as exc:
-        return Observation(error=describe(exc))
+        return Observation(error=describe(exc, where=host_port(target.url or "", default_port=6379)))
     used = int(info.get("used_memory", 0))
     maxmemory = int(info.get("maxmemory", 0))
     metrics = {

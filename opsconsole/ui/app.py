@@ -1,26 +1,54 @@
-"""The Textual app. Probing happens in the core's Monitor; this only shows rounds as they arrive."""
+"""The Textual app: the live dashboard. Probing happens in the core's Monitor; this only shows rounds.
+
+Rounds never overlap: the next one is armed by a one-shot timer when the last has finished, and a
+round that falls due while a dialog is open waits until it closes. Probing runs in a worker on the
+event loop (the probes are async), so keys keep answering whatever the network does.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Iterable
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any, Protocol
 
-from textual.app import App, ComposeResult
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Static
+from textual.containers import ItemGrid, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Static
 
-from opsconsole import masking, report
+from opsconsole import config as config_module
 from opsconsole.config import Config, Environment
-from opsconsole.health import Monitor, Round, Status
+from opsconsole.errors import ConfigError, UserError
+from opsconsole.health import Monitor, Reading, Round, Status
+from opsconsole.themes import DEFAULT_THEME
+from opsconsole.ui import theming
+from opsconsole.ui.dialogs.environments import EnvironmentPicker
+from opsconsole.ui.screens.detail import MemberDetail
+from opsconsole.ui.widgets.header import EnvHeader
+from opsconsole.ui.widgets.panel import MemberPanel
 
-STATUS_STYLE = {
-    Status.OK: "bold green",
-    Status.WARN: "bold yellow",
-    Status.CRIT: "bold white on red",
-    Status.UNKNOWN: "bold magenta",
-}
+INTERVALS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
 
-COLUMNS = ("status", "name", "kind", "latency", "detail")
+
+class RoundSource(Protocol):
+    """What the app needs from a Monitor (tests replay recorded rounds through the same shape)."""
+
+    history: dict[str, Any]
+
+    @property
+    def running(self) -> bool: ...
+
+    async def round(self) -> Round: ...
+
+    async def aclose(self) -> None: ...
+
+
+MonitorFactory = Callable[[Environment, float], RoundSource]
 
 
 class OpsConsole(App[None]):
@@ -28,53 +56,140 @@ class OpsConsole(App[None]):
     TITLE = "opsconsole"
     BINDINGS = [
         Binding("r", "refresh_now", "Refresh", id="refresh"),
+        Binding("e", "switch_environment", "Environment", id="environments"),
+        Binding("b", "runbooks", "Runbooks", id="runbooks"),
+        Binding("plus", "slower", "Interval +", show=False, id="interval-longer"),
+        Binding("minus", "faster", "Interval −", show=False, id="interval-shorter"),
+        Binding("right,l", "move(1, 0)", "Next", show=False, id="focus-right"),
+        Binding("left,h", "move(-1, 0)", "Previous", show=False, id="focus-left"),
+        Binding("down,j", "move(0, 1)", "Down", show=False, id="focus-down"),
+        Binding("up,k", "move(0, -1)", "Up", show=False, id="focus-up"),
+        Binding("ctrl+p", "command_palette", "Palette", id="palette"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, config: Config, environment: Environment, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        environment: Environment,
+        read_only: bool = False,
+        *,
+        monitor_factory: MonitorFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        tz: tzinfo | None = None,
+        snapshot: Path | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.environment = environment
-        self.read_only = read_only or environment.read_only
-        self.monitor: Monitor | None = None
+        self.forced_read_only = read_only
+        self.monitor_factory: MonitorFactory = monitor_factory or (lambda env, timeout: Monitor(env, timeout))
+        self.clock = clock
+        self.tz = tz
+        self.snapshot = snapshot
+        self.refresh_s = config.refresh
+        self.monitor: RoundSource | None = None
         self.last_round: Round | None = None
+        self.rounds_shown = 0
+        self._generation = 0  # bumped on environment switch; a round of an old environment is dropped
         self._next_at: float | None = None
-        self._round_timer = None
+        self._round_due = False
+        self._round_timer: Any = None
+        self.panels: dict[str, MemberPanel] = {}
+        for theme in theming.load(config.base_dir if config.path else None):
+            self.register_theme(theme)
+        wanted = config.theme or DEFAULT_THEME
+        self.theme = wanted if wanted in self.available_themes else "textual-dark"  # create() reports a bad name
+        self.set_keymap(dict(config.keymap))
+
+    # -- setup -------------------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        return self.forced_read_only or self.environment.read_only
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {**super().get_theme_variable_defaults(), **theming.VARIABLE_DEFAULTS}
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="header"):
-            yield Static(self._badge_text(), id="badge")
-            yield Static("", id="env-status")
-            yield Static("waiting for the first probe round…", id="round-info")
-        yield DataTable(id="members", cursor_type="row", zebra_stripes=True)
-        yield Footer()
-
-    def _badge_text(self) -> str:
-        env = self.environment
-        text = f" {env.name.upper()} " if env.is_production else f" {env.name} "
-        if self.read_only:
-            text += "(read-only) "
-        return text
+        yield EnvHeader()
+        with VerticalScroll(id="dashboard"):
+            yield Static("", id="empty")
+            yield ItemGrid(id="panels", min_column_width=36, stretch_height=True)
+        yield Footer(show_command_palette=False)  # the palette is a remappable binding of its own
 
     def on_mount(self) -> None:
-        badge = self.query_one("#badge", Static)
-        badge.add_class("production" if self.environment.is_production else "nonproduction")
-        self.sub_title = f"{self.environment.name} · {self.environment.provider} · {self.config.source}"
-        table = self.query_one("#members", DataTable)
-        for column in COLUMNS:
-            table.add_column(column.upper(), key=column)
-        for target in self.environment.targets:
-            table.add_row("…", target.name, target.kind or "", "", "not probed yet", key=target.name)
-        if not self.environment.targets:
-            self.query_one("#round-info", Static).update("nothing to probe: add services or queues with a kind and url")
-            return
-        self.monitor = Monitor(self.environment, self.config.timeout)
         self.set_interval(1.0, self._tick)
-        self._start_round()
+        self._watch(self.environment)
 
     async def on_unmount(self) -> None:
         if self.monitor is not None:
             await self.monitor.aclose()
+
+    def _watch(self, environment: Environment) -> None:
+        """Show `environment`: new panels, a new monitor, a round at once."""
+        self._generation += 1
+        self.environment = environment
+        self.last_round = None
+        self._next_at = None
+        self._round_due = False
+        if self._round_timer is not None:
+            self._round_timer.stop()
+            self._round_timer = None
+        old = self.monitor
+        self.workers.cancel_group(self, "probe")
+        if old is not None:
+            self.run_worker(old.aclose(), group="close", exit_on_error=False)
+        self.title = f"opsconsole · {environment.name}"
+        self.sub_title = f"{environment.provider} · {self.config.source}"
+        self._headers(lambda h: (h.show_environment(environment, self.read_only), h.show_status(None),
+                                 h.show_round_info("waiting for the first probe round…")))
+        grid = self.query_one("#panels", ItemGrid)
+        grid.remove_children()
+        # Panels are keyed by member name; the generation keeps ids unique while old panels are removed.
+        self.panels = {t.name: MemberPanel(t.name, t.kind or "", id=f"panel-{self._generation}-{t.name}")
+                       for t in environment.targets}
+        panels = list(self.panels.values())
+        mounted = grid.mount_all(panels)
+        empty = self.query_one("#empty", Static)
+        empty.display = not panels
+        empty.update(f"{environment.name} has nothing to probe: add services or queues with a kind and url "
+                     f"to {self.config.source}")
+        if panels:
+            self.monitor = self.monitor_factory(environment, self.config.timeout)
+            generation = self._generation
+
+            async def first_round() -> None:
+                await mounted  # a round that beat the panels to the screen would be lost
+                if generation != self._generation:
+                    return
+                panels[0].focus()
+                # The first frame goes out first; then client libraries load in a thread, not on the loop.
+                painted = asyncio.Event()
+                self.call_after_refresh(painted.set)
+                await painted.wait()
+                from opsconsole.probes import preload
+
+                await asyncio.to_thread(preload, environment.targets)
+                if generation == self._generation:
+                    self._start_round()
+
+            self.run_worker(first_round(), group="mount", exit_on_error=False)
+        else:
+            self.monitor = None
+            if self.snapshot is not None:
+                self.call_after_refresh(self._save_snapshot)
+
+    def _headers(self, apply: Callable[[EnvHeader], Any]) -> None:
+        for screen in self.screen_stack:
+            for header in screen.query(EnvHeader):
+                apply(header)
+
+    # -- rounds ------------------------------------------------------------------------------
+
+    def _dialog_open(self) -> bool:
+        # An empty stack happens while the app shuts down; a timer may still tick then.
+        return bool(self.screen_stack) and isinstance(self.screen_stack[-1], ModalScreen)
 
     def _start_round(self) -> None:
         if self.monitor is None or self.monitor.running:
@@ -82,66 +197,318 @@ class OpsConsole(App[None]):
         if self._round_timer is not None:
             self._round_timer.stop()
             self._round_timer = None
-        self._next_at = None
-        self.run_worker(self._run_round(), group="probe", exit_on_error=False)
-
-    async def _run_round(self) -> None:
-        assert self.monitor is not None
-        try:
-            rnd = await self.monitor.round()
-            self._show(rnd)
-        finally:
-            # The next round is armed only when this one has finished.
-            self._next_at = time.monotonic() + self.config.refresh
-            self._round_timer = self.set_timer(self.config.refresh, self._start_round)
+        if self._dialog_open():
+            self._round_due = True  # a dialog is open: probe when it closes
             self._tick()
+            return
+        self._round_due = False
+        self._next_at = None
+        self.run_worker(self._run_round(self._generation), group="probe", exit_on_error=False)
+        self._tick()
+
+    async def _run_round(self, generation: int) -> None:
+        monitor = self.monitor
+        assert monitor is not None
+        try:
+            rnd = await monitor.round()
+            if generation == self._generation:
+                self._show(rnd)
+        finally:
+            if generation == self._generation:
+                # The next round is armed only when this one has finished.
+                self._next_at = self.clock() + self.refresh_s
+                self._round_timer = self.set_timer(self.refresh_s, self._start_round)
+                self._tick()
 
     def _show(self, rnd: Round) -> None:
-        previous = self.last_round
-        self.last_round = rnd
-        table = self.query_one("#members", DataTable)
-        seen = set()
+        previous, self.last_round = self.last_round, rnd
+        self.rounds_shown += 1
+        history = self.monitor.history if self.monitor is not None else {}
+        children: dict[str, list[Reading]] = {}
         for r in rnd.readings:
-            seen.add(r.name)
-            name = f"  └ {r.name.split('/', 1)[1]}" if r.parent else r.name
-            cells = {
-                "status": f"[{STATUS_STYLE[r.status]}] {r.status.value.upper()} [/]",
-                "name": name,
-                "kind": r.kind,
-                "latency": "-" if r.latency_ms is None else f"{r.latency_ms:.1f} ms",
-                "detail": masking.mask(report.summary(r))
-                + (f"  (failed {r.consecutive_failures}× in a row)" if r.consecutive_failures > 1 else ""),
-            }
-            if r.name in table.rows:
-                for column, value in cells.items():
-                    table.update_cell(r.name, column, value, update_width=True)
-            else:
-                table.add_row(*(cells[c] for c in COLUMNS), key=r.name)
-            if previous is not None:
-                before = previous.reading(r.name)
-                if before is not None and before.status is not r.status:
-                    severity = {"crit": "error", "warn": "warning"}.get(r.status.value, "information")
-                    self.notify(f"{r.name}: {before.status.value} → {r.status.value}", severity=severity)
-        for key in list(table.rows):
-            if key.value not in seen:
-                table.remove_row(key)
-        status = self.query_one("#env-status", Static)
-        status.update(f"[{STATUS_STYLE[rnd.status]}] {rnd.status.value.upper()} [/]")
+            if r.parent:
+                children.setdefault(r.parent, []).append(r)
+        for r in rnd.readings:
+            if r.parent:
+                continue
+            panel = self.panels.get(r.name)
+            if panel is None or not panel.is_mounted:
+                continue
+            panel.show(r, children.get(r.name, ()), list(history.get(r.name, ())))
+        for screen in self.screen_stack:
+            show_round = getattr(screen, "show_round", None)
+            if show_round is not None:  # detail and run screens follow live rounds too
+                show_round(rnd, children, history)
+        self._headers(lambda h: h.show_status(rnd.status))
+        self._announce(previous, rnd)
+        if self.snapshot is not None and self.rounds_shown == 1:
+            self.call_after_refresh(self._save_snapshot)
+
+    def _announce(self, previous: Round | None, rnd: Round) -> None:
+        """A notification for every member whose status changed; the bell when one turns crit."""
+        if previous is None:
+            return
+        ring = False
+        for r in rnd.readings:
+            before = previous.reading(r.name)
+            if before is None or before.status is r.status:
+                continue
+            severity = {"crit": "error", "warn": "warning"}.get(r.status.value, "information")
+            detail = f": {r.error}" if r.error else (f": {r.reasons[0]}" if r.reasons else "")
+            self.notify(f"{r.name}: {before.status.value} → {r.status.value}{detail}", severity=severity,
+                        timeout=10 if r.status is Status.CRIT else 5)
+            ring = ring or r.status is Status.CRIT
+        if ring and self.config.bell:
+            self.bell()
 
     def _tick(self) -> None:
-        info = self.query_one("#round-info", Static)
-        if self.last_round is None:
+        if self.last_round is None and not self._round_due:
             return
-        rnd = self.last_round
-        when = rnd.started_at.astimezone().strftime("%H:%M:%S")
-        if self._next_at is None:
-            nxt = "probing…"
+        parts = []
+        if self.last_round is not None:
+            rnd = self.last_round
+            parts.append(f"checked {rnd.started_at.astimezone(self.tz).strftime('%H:%M:%S')}")
+            parts.append(f"round {rnd.duration_s * 1000:.0f} ms")
+        if self._round_due:
+            if not self._dialog_open():
+                self._start_round()
+                return
+            parts.append("paused while a dialog is open")
+        elif self._next_at is None:
+            parts.append("probing…")
         else:
-            nxt = f"next in {max(0, self._next_at - time.monotonic()):.0f}s"
-        info.update(f"checked {when} · round {rnd.duration_s * 1000:.0f} ms · {nxt}")
+            parts.append(f"next in {max(0.0, self._next_at - self.clock()):.0f}s of {self.refresh_s:g}s")
+        self._headers(lambda h: h.show_round_info(" · ".join(parts)))
+
+    def _save_snapshot(self) -> None:
+        assert self.snapshot is not None
+        self.save_screenshot(filename=self.snapshot.name, path=str(self.snapshot.parent or "."))
+        self.exit()
+
+    # -- actions -----------------------------------------------------------------------------
 
     def action_refresh_now(self) -> None:
         if self.monitor is not None and self.monitor.running:
             self.notify("a probe round is already running")
             return
         self._start_round()
+
+    def _set_interval(self, seconds: float) -> None:
+        self.refresh_s = seconds
+        if self._next_at is not None:
+            # Re-arm from now with the new interval (the running round, if any, re-arms itself).
+            if self._round_timer is not None:
+                self._round_timer.stop()
+            self._next_at = self.clock() + seconds
+            self._round_timer = self.set_timer(seconds, self._start_round)
+        self.notify(f"refresh every {seconds:g}s")
+        self._tick()
+
+    def action_slower(self) -> None:
+        longer = [s for s in INTERVALS if s > self.refresh_s]
+        if longer:
+            self._set_interval(longer[0])
+
+    def action_faster(self) -> None:
+        shorter = [s for s in INTERVALS if s < self.refresh_s]
+        if shorter:
+            self._set_interval(shorter[-1])
+
+    def action_move(self, dx: int, dy: int) -> None:
+        panels = [p for p in self.panels.values() if p.is_mounted]
+        if not panels or not isinstance(self.screen, Screen) or self.screen is not self.screen_stack[0]:
+            return
+        focused = self.focused
+        index = panels.index(focused) if focused in panels else 0
+        columns = sum(1 for p in panels if p.region.y == panels[0].region.y) or 1
+        target = index + dx + dy * columns
+        if 0 <= target < len(panels):
+            panels[target].focus()
+            panels[target].scroll_visible()
+
+    def on_member_panel_selected(self, event: MemberPanel.Selected) -> None:
+        self.open_detail(event.name)
+
+    def open_detail(self, member: str) -> None:
+        self.push_screen(MemberDetail(member))
+
+    def fill_header(self, screen: Screen) -> None:
+        """A new screen's header and live panels, from what is known now (screens call this on mount)."""
+        header = screen.query_one(EnvHeader)
+        header.show_environment(self.environment, self.read_only)
+        header.show_status(self.last_round.status if self.last_round else None)
+        self._tick()
+        show_round = getattr(screen, "show_round", None)
+        if self.last_round is not None and show_round is not None:
+            history = self.monitor.history if self.monitor is not None else {}
+            children: dict[str, list[Reading]] = {}
+            for r in self.last_round.readings:
+                if r.parent:
+                    children.setdefault(r.parent, []).append(r)
+            show_round(self.last_round, children, history)
+
+    # -- runbooks ----------------------------------------------------------------------------------------------
+
+    def action_runbooks(self) -> None:
+        from opsconsole.ui.screens.runbooks import RunbooksScreen
+
+        self.push_screen(RunbooksScreen())
+
+    def start_runbook(self, path: Path, initial: dict[str, str] | None = None) -> None:
+        """Plan a runbook for this environment: its params first (a form), then the run screen."""
+        from opsconsole import runbook as runbook_mod
+
+        if self.read_only:
+            self.notify(f"{self.environment.name} is read-only here: runbooks cannot run", severity="error")
+            return
+        try:
+            book = runbook_mod.load(path)
+        except UserError as exc:
+            self.notify(str(exc), title="invalid runbook", severity="error", timeout=15)
+            return
+        if not book.params:
+            self.plan_runbook(book, {})
+            return
+        from opsconsole.ui.dialogs.params import ParamsDialog
+
+        def chosen(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.plan_runbook(book, values)
+
+        self.push_screen(ParamsDialog(book, self.environment.name, initial or {}), chosen)
+
+    def _actions(self) -> list[tuple[str, str]]:
+        """The action verbs that make sense here, as the command palette offers them."""
+        env = self.environment
+        out: list[tuple[str, str]] = []
+        for service in env.services:
+            if env.provider != "local" or service.options.get("deploy"):
+                out.append((f"deploy {service.name}", f"Deploy {service.name} through {env.provider}"))
+            if service.options.get("migrate"):
+                out.append((f"migrate {service.name}", f"Run {service.name}'s migrations"))
+            if service.kind == "postgres":
+                out.append((f"backup {service.name}", f"Back up the {service.name} database"))
+                out.append((f"restore-backup {service.name} --from latest",
+                            f"Restore {service.name} from its latest backup (destructive: asks first)"))
+        for secret in env.secrets:
+            out.append((f"rotate-secret {secret}", f"Generate, set and roll out a new {secret}"))
+        return out
+
+    def start_action(self, text: str) -> None:
+        """An action verb as a one-step plan: the same engine, confirmation, journal and lock as a runbook."""
+        from opsconsole import actions
+        from opsconsole.engine import action_runbook
+
+        if self.read_only:
+            self.notify(f"{self.environment.name} is read-only here: no changes", severity="error")
+            return
+        try:
+            book = action_runbook(actions.parse(text), self.environment)
+        except UserError as exc:
+            self.notify(str(exc), title="cannot plan", severity="error", timeout=15)
+            return
+        self.plan_runbook(book, {})
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
+    def plan_runbook(self, book: Any, values: dict[str, str], resume: Any = None) -> None:
+        """Build the plan in a thread (a provider may read live state), then open the run screen."""
+        from opsconsole.engine import build_plan
+        from opsconsole.ui.screens.run import RunScreen
+
+        try:
+            plan = build_plan(self.config, self.environment, book, values, read_only=self.read_only)
+        except UserError as exc:
+            self.call_from_thread(self.notify, str(exc), title="cannot plan", severity="error", timeout=20)
+            return
+        self.call_from_thread(self.push_screen, RunScreen(plan, resume=resume))
+
+    def action_switch_environment(self) -> None:
+        names = self.config.environment_names
+        self.push_screen(EnvironmentPicker([(n, self.config.summary(n)) for n in names], self.environment.name),
+                         self.switch_environment)
+
+    def switch_environment(self, name: str | None) -> None:
+        if name is None or name == self.environment.name:
+            return
+        try:
+            environment = self.config.environment(name)
+        except UserError as exc:
+            self.notify(str(exc), title=f"cannot switch to {name}", severity="error", timeout=15)
+            return
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self._watch(environment)
+        self.notify(f"now watching {name}" + (" — PRODUCTION" if environment.is_production else ""),
+                    severity="warning" if environment.is_production else "information")
+
+    def _runbook_entries(self) -> list[dict[str, Any]]:
+        return _runbook_entries_of(self.config, self.environment.name)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Refresh now", "Probe every service and queue now", self.action_refresh_now)
+        for name in self.config.environment_names:
+            if name != self.environment.name:
+                yield SystemCommand(f"Switch environment: {name}", f"Watch {name} instead of {self.environment.name}",
+                                    lambda name=name: self.switch_environment(name))
+        for seconds in INTERVALS:
+            yield SystemCommand(f"Refresh every {seconds:g}s", "Change the probe interval",
+                                lambda seconds=seconds: self._set_interval(seconds))
+        yield SystemCommand("Runbooks", "Browse, preview and run this environment's runbooks", self.action_runbooks)
+        if not self.read_only:  # read-only hides every change
+            for entry in self._runbook_entries():
+                yield SystemCommand(f"Run runbook: {entry['title']}", f"{entry['name']}: {entry['summary']}",
+                                    lambda path=entry["path"]: self.start_runbook(Path(path)))
+        if not self.read_only:
+            for text, help_text in self._actions():
+                yield SystemCommand(f"Action: {text}", help_text, lambda text=text: self.start_action(text))
+        for target in self.environment.targets:
+            yield SystemCommand(f"Details: {target.name}", f"Every metric and the recent history of {target.name}",
+                                lambda name=target.name: self.open_detail(name))
+
+
+def _runbook_entries_of(config: Config, environment: str) -> list[dict[str, Any]]:
+    from opsconsole import runbook_report
+
+    try:
+        entries = runbook_report.listing(config.runbooks)
+    except UserError:
+        return []
+    return [e for e in entries if e["valid"] and (e["environments"] is None or environment in e["environments"])]
+
+
+def binding_ids() -> set[str]:
+    """Every binding id a keymap may name."""
+    ids: set[str] = set()
+    from opsconsole.ui.dialogs.confirm import ConfirmDialog
+    from opsconsole.ui.dialogs.failure import FailureDialog
+    from opsconsole.ui.dialogs.params import ParamsDialog
+    from opsconsole.ui.screens.run import RunScreen
+    from opsconsole.ui.screens.runbooks import RunbooksScreen
+
+    for owner in (OpsConsole, MemberPanel, MemberDetail, EnvironmentPicker, RunbooksScreen, RunScreen,
+                  ParamsDialog, ConfirmDialog, FailureDialog):
+        for binding in owner.BINDINGS:
+            if isinstance(binding, Binding) and binding.id:
+                ids.add(binding.id)
+    return ids
+
+
+def create(config: Config, environment: Environment, read_only: bool = False, **options: Any) -> OpsConsole:
+    """The one app factory (CLI, snapshot, tests): checks theme and keymap, raising ConfigError with the line."""
+    where = config.source
+    known = binding_ids()
+    for binding_id in config.keymap:
+        if binding_id not in known:
+            raise ConfigError(f"keymap: unknown binding id {binding_id!r} (known: {', '.join(sorted(known))})",
+                              where, config.lines.line("keymap", binding_id))
+    app = OpsConsole(config, environment, read_only, **options)
+    if config.theme and config.theme not in app.available_themes:
+        raise ConfigError(f"unknown theme {config.theme!r} (known: {', '.join(sorted(app.available_themes))})",
+                          where, config.lines.line("opsconsole", "theme"))
+    return app
+
+
+def load_and_create(config_path: str | None, env: str | None, read_only: bool = False, **options: Any) -> OpsConsole:
+    cfg = config_module.load(config_path)
+    return create(cfg, cfg.environment(env), read_only, **options)

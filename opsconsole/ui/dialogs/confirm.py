@@ -1,0 +1,101 @@
+"""Confirm one change, as strongly as the environment demands (SPEC section 5).
+
+What is shown is frozen when the dialog opens: the environment badge, the step, the exact command
+or call and the params. Cancel has the focus, so Enter alone never confirms; a typed confirmation
+asks for the environment's name and confirms nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from opsconsole import masking
+from opsconsole.config import Environment
+from opsconsole.ui.widgets.header import badge_text
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    DEFAULT_CSS = """
+    ConfirmDialog { align: center middle; }
+    ConfirmDialog > Vertical {
+        width: 96; max-width: 98%; height: auto; max-height: 95%;
+        border: thick $status-warn; background: $surface; padding: 0 1;
+    }
+    ConfirmDialog.production > Vertical { border: thick $badge-production; }
+    ConfirmDialog #badge { width: auto; text-style: bold; padding: 0 1;
+                           background: $badge-other; color: $badge-other-text; }
+    ConfirmDialog.production #badge { background: $badge-production; color: $badge-production-text; }
+    ConfirmDialog #what { height: auto; margin-top: 1; text-style: bold; }
+    ConfirmDialog #command-box { height: auto; max-height: 14; border: round $secondary 60%; }
+    ConfirmDialog #command { height: auto; }
+    ConfirmDialog #params { height: auto; color: $text-muted; }
+    ConfirmDialog #ask { height: auto; margin-top: 1; }
+    ConfirmDialog #buttons { height: auto; align-horizontal: right; margin-top: 1; }
+    ConfirmDialog Button { margin-left: 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
+
+    def __init__(self, environment: Environment, level: str, title: str, command: str,
+                 params: Mapping[str, str] | None = None, destructive: bool = False) -> None:
+        super().__init__()
+        self.environment = environment
+        self.level = level  # "yes" | "typed"
+        # Frozen now: what the user confirms is what they read.
+        self.title_text = masking.mask(title)
+        self.command = masking.mask(command)
+        self.params = {k: masking.mask(str(v)) for k, v in (params or {}).items()}
+        self.destructive = destructive
+
+    def compose(self) -> ComposeResult:
+        env = self.environment
+        with Vertical() as box:
+            box.border_title = "Confirm a change" + (" · DESTRUCTIVE" if self.destructive else "")
+            yield Static(badge_text(env, False), id="badge", markup=False)
+            yield Static(self.title_text, id="what", markup=False)
+            with VerticalScroll(id="command-box") as command_box:
+                command_box.border_title = "exactly this will run"
+                yield Static(self.command, id="command", markup=False)
+            if self.params:
+                yield Static("params: " + ", ".join(f"{k}={v}" for k, v in self.params.items()), id="params",
+                             markup=False)
+            if self.level == "typed":
+                yield Static(Text.assemble("Type the environment's name, ", (env.name, "bold"),
+                                           ", to confirm:"), id="ask")
+                yield Input(placeholder=env.name, id="typed")
+            else:
+                yield Static(f"Run this on {env.name}? Cancel is the default.", id="ask", markup=False)
+            with Horizontal(id="buttons"):
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Confirm", id="confirm", variant="error" if self.destructive else "warning",
+                             disabled=self.level == "typed")
+
+    def on_mount(self) -> None:
+        self.set_class(self.environment.is_production, "production")
+        self.query_one("#cancel", Button).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#confirm", Button).disabled = event.value != self.environment.name
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.value == self.environment.name:
+            self.dismiss(True)
+        else:
+            self.notify(f"that is not {self.environment.name!r}: nothing was run", severity="warning")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "confirm":
+            if self.level == "typed" and self.query_one("#typed", Input).value != self.environment.name:
+                return
+            self.dismiss(True)
+        else:
+            self.dismiss(False)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

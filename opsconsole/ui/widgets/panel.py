@@ -1,0 +1,142 @@
+"""One service or queue on the dashboard: status colour, key figures, a sparkline, what is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Sparkline, Static
+
+from opsconsole import report
+from opsconsole.health import Reading, Status
+
+STATUS_MARK = {Status.OK: "●", Status.WARN: "▲", Status.CRIT: "✖", Status.UNKNOWN: "?"}
+
+
+def trend_series(reading: Reading, history: Sequence[Reading]) -> tuple[str, list[float]]:
+    """What the sparkline draws: depth for a queue, latency otherwise (a failed probe draws 0)."""
+    if reading.group == "queue":
+        return "depth", [float(r.metrics.get("depth") or 0) for r in history]
+    return "latency", [float(r.latency_ms or 0) for r in history]
+
+
+def status_text(status: Status) -> Text:
+    return Text(f"{STATUS_MARK[status]} {status.value.upper()}", style="bold")
+
+
+class MemberPanel(Vertical, can_focus=True):
+    """A panel keyed by member name; updated in place every round, never rebuilt."""
+
+    DEFAULT_CSS = """
+    MemberPanel {
+        height: auto;
+        min-height: 7;
+        border: round $status-unknown;
+        border-title-color: $foreground;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        padding: 0 1;
+    }
+    MemberPanel:focus { background: $boost; border: heavy $status-unknown; }
+    MemberPanel.-ok { border: round $status-ok; }
+    MemberPanel.-warn { border: round $status-warn; }
+    MemberPanel.-crit { border: heavy $status-crit; }
+    MemberPanel.-ok:focus { border: heavy $status-ok; }
+    MemberPanel.-warn:focus { border: heavy $status-warn; }
+    MemberPanel.-crit:focus { border: double $status-crit; }
+    MemberPanel #state { height: 1; text-style: bold; color: $status-unknown; }
+    MemberPanel.-ok #state { color: $status-ok; }
+    MemberPanel.-warn #state { color: $status-warn; }
+    MemberPanel.-crit #state { color: $status-crit; }
+    MemberPanel #figures { height: auto; color: $foreground; }
+    MemberPanel #trend { height: 1; }
+    MemberPanel #trend-label { width: 8; color: $text-muted; }
+    MemberPanel Sparkline > .sparkline--max-color { color: $accent; }
+    MemberPanel Sparkline > .sparkline--min-color { color: $primary 50%; }
+    MemberPanel #problem { height: auto; }
+    MemberPanel.-crit #problem { color: $status-crit; text-style: bold; }
+    MemberPanel.-warn #problem { color: $status-warn; }
+    MemberPanel.-unknown #problem { color: $status-unknown; }
+    """
+
+    BINDINGS = [Binding("enter", "details", "Details", id="details")]
+
+    class Selected(Message):
+        """Enter or a click on a panel: open its detail view."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    def __init__(self, name: str, kind: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.member = name
+        self.kind = kind
+        self.border_title = name
+        self.border_subtitle = kind
+        self._shown: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("… not probed yet", id="state", markup=False)
+        yield Static("", id="figures", markup=False)
+        with Horizontal(id="trend"):
+            yield Static("", id="trend-label", markup=False)
+            yield Sparkline([], id="spark")
+        yield Static("", id="problem", markup=False)
+
+    def _set(self, selector: str, text: str | Text, layout: bool) -> None:
+        """Update one line only when it changed; a one-line field never asks for a layout."""
+        key = str(text) if not isinstance(text, Text) else text.markup
+        if self._shown.get(selector) == key:
+            return
+        self._shown[selector] = key
+        widget = self.query_one(selector, Static)
+        widget.update(text, layout=layout)
+        if layout:
+            widget.display = bool(key)
+
+    def show(self, reading: Reading, children: Sequence[Reading], history: Sequence[Reading]) -> None:
+        """Called every round for every panel: touch only what changed, so 50 panels stay cheap."""
+        status_class = f"-{reading.status.value}"
+        if not self.has_class(status_class):
+            for status in Status:
+                self.set_class(reading.status is status, f"-{status.value}")
+        state = status_text(reading.status)
+        if reading.latency_ms is not None:
+            state.append(f"  {reading.latency_ms:.1f} ms", style="not bold")
+        self._set("#state", state, layout=False)
+
+        lines = [" · ".join(report.figures(reading))] if not reading.error else []
+        for child in children:
+            sub = child.name.split("/", 1)[1]
+            latency = "" if child.latency_ms is None else f" {child.latency_ms:.0f} ms"
+            lines.append(f"{STATUS_MARK[child.status]} {sub} {child.status.value}{latency}")
+        self._set("#figures", "\n".join(line for line in lines if line), layout=True)
+
+        label, series = trend_series(reading, history)
+        self._set("#trend-label", label, layout=False)
+        # One cell per round, newest on the right: a sparkline stretched over a few rounds would lie about time.
+        room = max(1, self.content_size.width - 8)
+        spark = self.query_one("#spark", Sparkline)
+        spark.data = series[-room:]
+        if spark.styles.width is None or spark.styles.width.value != len(spark.data):
+            spark.styles.width = len(spark.data)  # grows until the history fills the panel, then stays
+
+        problem = ""
+        if reading.error:
+            problem = reading.error
+            if reading.consecutive_failures:
+                problem += f"\nfailed {reading.consecutive_failures}× in a row"
+        elif reading.reasons:
+            problem = "\n".join(reading.reasons)
+        self._set("#problem", problem, layout=True)
+
+    def on_click(self) -> None:
+        self.post_message(self.Selected(self.member))
+
+    def action_details(self) -> None:
+        self.post_message(self.Selected(self.member))
