@@ -15,6 +15,14 @@ from tests.servers import Blackhole, HTTPServer, PostgresServer, RedisServer, TL
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets a user state dir of its own: the default journal and backups never touch the
+    developer's (~/.local/state/opsconsole), and no test sees runs another left behind."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.delenv("OPSCONSOLE_JOURNAL", raising=False)
+
+
 @pytest.fixture(scope="session")
 def tls() -> Iterator[TLSFiles]:
     root = tempdir("opsconsole-tls-")

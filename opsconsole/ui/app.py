@@ -58,12 +58,15 @@ class OpsConsole(App[None]):
         Binding("r", "refresh_now", "Refresh", id="refresh"),
         Binding("e", "switch_environment", "Environment", id="environments"),
         Binding("b", "runbooks", "Runbooks", id="runbooks"),
+        Binding("j", "journal", "Journal", id="journal"),
+        Binding("x", "secrets", "Secrets", show=False, id="secrets"),  # the footer fits 80 columns without it
         Binding("plus", "slower", "Interval +", show=False, id="interval-longer"),
         Binding("minus", "faster", "Interval −", show=False, id="interval-shorter"),
-        Binding("right,l", "move(1, 0)", "Next", show=False, id="focus-right"),
-        Binding("left,h", "move(-1, 0)", "Previous", show=False, id="focus-left"),
-        Binding("down,j", "move(0, 1)", "Down", show=False, id="focus-down"),
-        Binding("up,k", "move(0, -1)", "Up", show=False, id="focus-up"),
+        # Arrows only: j is the journal; a keymap can add vim keys back (focus-down = "down,ctrl+j").
+        Binding("right", "move(1, 0)", "Next", show=False, id="focus-right"),
+        Binding("left", "move(-1, 0)", "Previous", show=False, id="focus-left"),
+        Binding("down", "move(0, 1)", "Down", show=False, id="focus-down"),
+        Binding("up", "move(0, -1)", "Up", show=False, id="focus-up"),
         Binding("ctrl+p", "command_palette", "Palette", id="palette"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -96,6 +99,7 @@ class OpsConsole(App[None]):
         self._round_due = False
         self._round_timer: Any = None
         self.panels: dict[str, MemberPanel] = {}
+        self._quit_asked_at = float("-inf")
         for theme in theming.load(config.base_dir if config.path else None):
             self.register_theme(theme)
         wanted = config.theme or DEFAULT_THEME
@@ -179,6 +183,10 @@ class OpsConsole(App[None]):
             self.monitor = None
             if self.snapshot is not None:
                 self.call_after_refresh(self._save_snapshot)
+        if self.snapshot is None:  # a one-frame snapshot has no one to warn
+            from opsconsole.ui.screens.journal import announce_interrupted
+
+            announce_interrupted(self)
 
     def _headers(self, apply: Callable[[EnvHeader], Any]) -> None:
         for screen in self.screen_stack:
@@ -377,6 +385,18 @@ class OpsConsole(App[None]):
 
         self.push_screen(ParamsDialog(book, self.environment.name, initial or {}), chosen)
 
+    def action_journal(self, select: str | None = None) -> None:
+        from opsconsole.ui.screens.journal import JournalScreen
+
+        if not isinstance(self.screen, JournalScreen):
+            self.push_screen(JournalScreen(select=select))
+
+    def action_secrets(self, select: str | None = None) -> None:
+        from opsconsole.ui.screens.secrets import SecretsScreen
+
+        if not isinstance(self.screen, SecretsScreen):
+            self.push_screen(SecretsScreen(select=select))
+
     def _actions(self) -> list[tuple[str, str]]:
         """The action verbs that make sense here, as the command palette offers them."""
         env = self.environment
@@ -390,9 +410,7 @@ class OpsConsole(App[None]):
                 out.append((f"backup {service.name}", f"Back up the {service.name} database"))
                 out.append((f"restore-backup {service.name} --from latest",
                             f"Restore {service.name} from its latest backup (destructive: asks first)"))
-        for secret in env.secrets:
-            out.append((f"rotate-secret {secret}", f"Generate, set and roll out a new {secret}"))
-        return out
+        return out  # rotate-secret has its own guided flow: the Secrets screen
 
     def start_action(self, text: str) -> None:
         """An action verb as a one-step plan: the same engine, confirmation, journal and lock as a runbook."""
@@ -422,13 +440,36 @@ class OpsConsole(App[None]):
             return
         self.call_from_thread(self.push_screen, RunScreen(plan, resume=resume))
 
+    def run_in_progress(self) -> bool:
+        """A run screen on the stack is running its engine (its thread owns the lock and a child process)."""
+        from opsconsole.ui.screens.run import RunScreen
+
+        return any(isinstance(s, RunScreen) and s.running for s in self.screen_stack)
+
+    async def action_quit(self) -> None:
+        # Quitting mid-step would orphan the step's process and leave the run to be resumed: ask for it twice.
+        if self.run_in_progress() and time.monotonic() - self._quit_asked_at > 3:
+            self._quit_asked_at = time.monotonic()
+            self.notify("a run is in progress: abort it first (a), or press q again within 3 s to quit anyway "
+                        "(that stops the running step; the run stays resumable from the journal)", severity="warning", timeout=6)
+            return
+        self.exit()
+
     def action_switch_environment(self) -> None:
+        if self.run_in_progress():
+            self.notify("a run is in progress: finish or abort it (a) before switching environments",
+                        severity="warning")
+            return
         names = self.config.environment_names
         self.push_screen(EnvironmentPicker([(n, self.config.summary(n)) for n in names], self.environment.name),
                          self.switch_environment)
 
     def switch_environment(self, name: str | None) -> None:
         if name is None or name == self.environment.name:
+            return
+        if self.run_in_progress():  # the palette reaches here without the key's check
+            self.notify(f"a run is in progress: finish or abort it (a) before switching to {name}",
+                        severity="warning")
             return
         try:
             environment = self.config.environment(name)
@@ -462,6 +503,17 @@ class OpsConsole(App[None]):
         if not self.read_only:
             for text, help_text in self._actions():
                 yield SystemCommand(f"Action: {text}", help_text, lambda text=text: self.start_action(text))
+            from opsconsole.ui.screens.secrets import restart_list
+
+            for name, secret in self.environment.secrets.items():
+                users = ", ".join(restart_list(secret)) or "no service restarts"
+                yield SystemCommand(f"Rotate secret: {name}", f"Generate, set and roll out a new {name} ({users})",
+                                    lambda name=name: self.action_secrets(select=name))
+        yield SystemCommand("Journal", f"Past and interrupted runs on {self.environment.name}; resume from there",
+                            self.action_journal)
+        yield SystemCommand("Secrets", f"The rotatable secrets of {self.environment.name}: where they live, who "
+                                       f"uses them" + ("" if self.read_only else ", rotate or roll back"),
+                            self.action_secrets)
         for target in self.environment.targets:
             yield SystemCommand(f"Details: {target.name}", f"Every metric and the recent history of {target.name}",
                                 lambda name=target.name: self.open_detail(name))
@@ -483,11 +535,14 @@ def binding_ids() -> set[str]:
     from opsconsole.ui.dialogs.confirm import ConfirmDialog
     from opsconsole.ui.dialogs.failure import FailureDialog
     from opsconsole.ui.dialogs.params import ParamsDialog
+    from opsconsole.ui.screens.journal import JournalScreen, RunDetailScreen, RunTable
     from opsconsole.ui.screens.run import RunScreen
     from opsconsole.ui.screens.runbooks import RunbooksScreen
+    from opsconsole.ui.screens.secrets import RotationSummary, SecretsScreen, SecretTable
 
     for owner in (OpsConsole, MemberPanel, MemberDetail, EnvironmentPicker, RunbooksScreen, RunScreen,
-                  ParamsDialog, ConfirmDialog, FailureDialog):
+                  ParamsDialog, ConfirmDialog, FailureDialog, JournalScreen, RunTable, RunDetailScreen,
+                  SecretsScreen, SecretTable, RotationSummary):
         for binding in owner.BINDINGS:
             if isinstance(binding, Binding) and binding.id:
                 ids.add(binding.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,46 @@ async def test_a_held_lock_says_who_holds_it(workspace):
         lock.release()
         journal.close()
     assert not (workspace.dir / "marker.txt").exists()
+
+
+async def test_quit_and_environment_switch_wait_for_a_running_step(workspace):
+    (workspace.dir / "tried.txt").touch()  # step 3 passes at once
+    app = workspace(protection="open")
+    async with app.run_test(size=(140, 40)) as pilot:
+        run = await open_drill(app, pilot, pause="30")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: run.statuses.get(4) == "running", 20, "the sleeping step")
+        await pilot.press("e")
+        app.switch_environment("other")  # as the palette would
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert app.is_running and app.screen is run and app.environment.name == "local"
+        assert any("press q again" in n.message for n in app._notifications)
+        assert any("before switching" in n.message for n in app._notifications)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: run.finished is not None, 20, "the abort")
+        await pilot.press("q")  # nothing runs now: one press quits
+        await wait_until(pilot, lambda: not app.is_running, 5, "the app to quit")
+
+
+async def test_closing_the_app_at_a_confirmation_stops_the_run(workspace):
+    app = workspace()  # confirm: step 2 asks
+    async with app.run_test(size=(140, 40)) as pilot:
+        run = await open_drill(app, pilot)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 10, "a confirmation")
+    # The app is gone with the dialog unanswered: the engine must not wait for it forever.
+    try:
+        deadline = time.monotonic() + 15
+        status = None
+        while time.monotonic() < deadline:
+            with open_journal(str(workspace.dir / "journal.sqlite3")) as journal:
+                [record] = journal.runs()
+                status = record.status
+            if status != "running":
+                break
+            time.sleep(0.05)
+        assert status == "aborted"
+        assert not (workspace.dir / "marker.txt").exists()  # the unconfirmed change never ran
+    finally:
+        run.cancel.set()  # should this regress, let the test end instead of hanging the loop's shutdown

@@ -276,3 +276,26 @@ def test_snapshot_rotation_summary(snap_compare, tmp_path, monkeypatch):
     # A base directory that does not exist: the plan names its .env file, the same on every machine.
     app, count = snapshot_app(Path("/srv/shop"), monkeypatch, tmp_path)
     assert snap_secrets(snap_compare, app, count, (100, 32), keys=("enter",), summary=True)
+
+
+async def test_x_and_the_palette_open_the_rotation_flow_and_read_only_hides_rotation(home):
+    app = make_app(home)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.press("x")
+        await wait_until(pilot, lambda: isinstance(app.screen, SecretsScreen), what="the secrets screen")
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Rotate secret: JWT_SECRET", "Rotate secret: API_TOKEN", "Secrets"} <= set(titles)
+        assert not any(t.startswith("Action: rotate-secret") for t in titles)  # one flow for rotation
+        [entry] = [c for c in app.get_system_commands(app.screen) if c.title == "Rotate secret: API_TOKEN"]
+        assert "(api)" in entry.help
+        entry.callback()
+        await wait_until(pilot, lambda: isinstance(app.screen, SecretsScreen) and app.screen.loads >= 1,
+                         what="the secrets screen on API_TOKEN")
+        table = app.screen.query_one("#secrets", DataTable)
+        assert str(table.get_row_at(table.cursor_row)[0]) == "API_TOKEN"
+    quiet = make_app(home, read_only=True)
+    async with quiet.run_test(size=(140, 30)) as pilot:
+        titles = [c.title for c in quiet.get_system_commands(quiet.screen)]
+        assert "Secrets" in titles and not any(t.startswith(("Rotate secret", "Action:", "Run runbook"))
+                                                 for t in titles)

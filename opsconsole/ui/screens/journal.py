@@ -120,7 +120,8 @@ def step_detail(step: StepRecord, tz: Any = None, planned: str = "") -> Text:
     if step.commands:
         section("commands", "\n".join(f"$ {c}" for c in step.commands))
     elif planned:
-        section("planned (no command journaled yet)", planned)
+        # Checks and expectations run no command; a step that never got to one has none either.
+        section("planned (no command was run)" if step.ended_at else "planned (no command journaled yet)", planned)
     out.append("\nexit status ", style="bold")
     out.append("—" if step.exit_status is None else str(step.exit_status))
     out.append("\n")

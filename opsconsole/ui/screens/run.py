@@ -110,10 +110,12 @@ class RunScreen(Screen[None]):
     RunScreen #steps { width: 34; height: 1fr; border: round $secondary 60%; }
     RunScreen #steps.narrow { width: 26; }
     RunScreen #middle { width: 1fr; }
-    RunScreen #prose { height: auto; max-height: 10; border: round $secondary 60%; padding: 0 1; }
+    /* Shares of the height, so the output keeps room on a 24-row terminal; both scroll when longer. */
+    RunScreen #prose { height: auto; max-height: 25vh; border: round $secondary 60%; padding: 0 1; }
     RunScreen #prose Markdown { margin: 0; padding: 0; }
-    RunScreen #command { height: auto; max-height: 10; border: round $accent 60%; padding: 0 1; }
-    RunScreen #output { height: 1fr; border: round $secondary 60%; }
+    RunScreen #command-box { height: auto; max-height: 30vh; border: round $accent 60%; padding: 0 1; }
+    RunScreen #command { height: auto; }
+    RunScreen #output { height: 1fr; border: round $secondary 60%; scrollbar-gutter: stable; overflow-x: hidden; }
     RunScreen #health { width: 38; height: 1fr; }
     RunScreen #state { height: 1; padding: 0 1; }
     RunScreen #state.failed, RunScreen #state.aborted { background: $status-crit; color: $badge-production-text; }
@@ -152,8 +154,9 @@ class RunScreen(Screen[None]):
             with Vertical(id="middle"):
                 with VerticalScroll(id="prose"):
                     yield Markdown("", id="prose-md")
-                yield Static("", id="command", markup=False)
-                yield RichLog(id="output", wrap=True, markup=False, max_lines=5000)
+                with VerticalScroll(id="command-box"):
+                    yield Static("", id="command", markup=False)
+                yield RichLog(id="output", wrap=True, markup=False, max_lines=5000, min_width=20)  # wrap at the real width
             with VerticalScroll(id="health"):
                 targets = {t.name: t for t in self.environment.targets}
                 for name in self.members:
@@ -164,11 +167,16 @@ class RunScreen(Screen[None]):
         yield Static("", id="state", markup=False)
         yield Footer(show_command_palette=False)
 
+    def on_unmount(self) -> None:
+        # The app is closing (or the screen is gone): a pending dialog will never be answered and the running
+        # command must not outlive us. Cancelling ends both; the engine records the run as aborted (resumable).
+        self.cancel.set()
+
     def on_mount(self) -> None:
         steps = self.query_one("#steps", OptionList)
         steps.border_title = "steps"
         self.query_one("#prose", VerticalScroll).border_title = "what this step does"
-        self.query_one("#command", Static).border_title = "exactly this will run"
+        self.query_one("#command-box", VerticalScroll).border_title = "exactly this will run"
         self.query_one("#output", RichLog).border_title = "output"
         self._fit()
         plan = self.plan
