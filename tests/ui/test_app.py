@@ -288,3 +288,18 @@ url = "{redis_running.url}"
             assert len(rings) == 1
         finally:
             redis_running.start()
+
+
+async def test_a_failing_sub_service_colours_its_panel(http_server):
+    text = f"""
+[environments.local.services.api]
+url = "{http_server.url('/health')}"
+"""
+    app = make_app(text)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_rounds(app, pilot)
+        panel = app.panels["api"]
+        assert app.last_round.reading("api").status.value == "ok"  # the endpoint itself answered healthy
+        assert panel.has_class("-crit") and not panel.has_class("-ok")  # but search is down: not green
+        shown = panel_text(app, "api")
+        assert "OK" in shown and "sub-service search crit" in shown

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -24,20 +24,21 @@ from opsconsole.ui.widgets.header import badge_text
 class ConfirmDialog(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmDialog { align: center middle; }
-    ConfirmDialog > Vertical {
+    ConfirmDialog > VerticalScroll {
         width: 96; max-width: 98%; height: auto; max-height: 95%;
         border: thick $status-warn; background: $surface; padding: 0 1;
     }
-    ConfirmDialog.production > Vertical { border: thick $badge-production; }
+    ConfirmDialog.production > VerticalScroll { border: thick $badge-production; }
     ConfirmDialog #badge { width: auto; text-style: bold; padding: 0 1;
                            background: $badge-other; color: $badge-other-text; }
     ConfirmDialog.production #badge { background: $badge-production; color: $badge-production-text; }
     ConfirmDialog #what { height: auto; margin-top: 1; text-style: bold; }
-    ConfirmDialog #command-box { height: auto; max-height: 14; border: round $secondary 60%; }
+    ConfirmDialog #command-box { height: auto; max-height: 40vh; border: round $secondary 60%; }
     ConfirmDialog #command { height: auto; }
     ConfirmDialog #params { height: auto; color: $text-muted; }
     ConfirmDialog #ask { height: auto; margin-top: 1; }
-    ConfirmDialog #buttons { height: auto; align-horizontal: right; margin-top: 1; }
+    /* Docked: on a short terminal the rest scrolls, the buttons never leave the screen. */
+    ConfirmDialog #buttons { dock: bottom; height: auto; align-horizontal: right; margin-top: 1; }
     ConfirmDialog Button { margin-left: 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
@@ -55,7 +56,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         env = self.environment
-        with Vertical() as box:
+        with VerticalScroll() as box:
             box.border_title = "Confirm a change" + (" · DESTRUCTIVE" if self.destructive else "")
             yield Static(badge_text(env, False), id="badge", markup=False)
             yield Static(self.title_text, id="what", markup=False)

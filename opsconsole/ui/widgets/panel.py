@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.widgets import Sparkline, Static
 
 from opsconsole import report
-from opsconsole.health import Reading, Status
+from opsconsole.health import Reading, Status, worst
 
 STATUS_MARK = {Status.OK: "●", Status.WARN: "▲", Status.CRIT: "✖", Status.UNKNOWN: "?"}
 
@@ -101,10 +101,12 @@ class MemberPanel(Vertical, can_focus=True):
 
     def show(self, reading: Reading, children: Sequence[Reading], history: Sequence[Reading]) -> None:
         """Called every round for every panel: touch only what changed, so 50 panels stay cheap."""
-        status_class = f"-{reading.status.value}"
-        if not self.has_class(status_class):
+        # The colour is the worst of the member and its sub-services: a 200 from an API whose search is down
+        # must not read green at a glance. The status word stays the member's own.
+        shown = worst([reading.status, *(c.status for c in children)])
+        if not self.has_class(f"-{shown.value}"):
             for status in Status:
-                self.set_class(reading.status is status, f"-{status.value}")
+                self.set_class(shown is status, f"-{status.value}")
         state = status_text(reading.status)
         if reading.latency_ms is not None:
             state.append(f"  {reading.latency_ms:.1f} ms", style="not bold")
@@ -133,6 +135,9 @@ class MemberPanel(Vertical, can_focus=True):
                 problem += f"\nfailed {reading.consecutive_failures}× in a row"
         elif reading.reasons:
             problem = "\n".join(reading.reasons)
+        if shown is not reading.status:
+            failing = [c.name.split("/", 1)[1] for c in children if c.status is shown]
+            problem = "\n".join(p for p in (problem, f"sub-service {', '.join(failing)} {shown.value}") if p)
         self._set("#problem", problem, layout=True)
 
     def on_click(self) -> None:
