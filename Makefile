@@ -38,6 +38,8 @@ test: $(VENV)/.installed-test $(NODE_DEPS)
 bench: $(VENV)/.installed-test $(NODE_DEPS)
 	$(BIN)/python benchmarks/probe_round.py
 	$(BIN)/python benchmarks/queue_round.py
+	$(BIN)/python benchmarks/engine_step.py
+	$(BIN)/python benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

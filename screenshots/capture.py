@@ -1,42 +1,161 @@
-"""Render the real app to SVG after its first probe round.
+"""Screenshots of the real app probing a real stack, for the README.
 
-Usage: .venv/bin/python screenshots/capture.py CONFIG OUTPUT.svg [--env NAME] [--size 100x24]
+    .venv/bin/python screenshots/capture.py
+
+Starts a throwaway PostgreSQL, Redis and HTTP health endpoint (tests/demo.py), points opsconsole at
+them and renders the dashboard after real probe rounds: healthy, degraded (a dependency down, a
+queue backing up, Redis killed), a production environment, the light theme, and a detail view; then a
+real runbook run, its journal entry, a typed confirmation on production, and the secret rotation flow.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from opsconsole import config  # noqa: E402
-from opsconsole.ui.app import OpsConsole  # noqa: E402
+from opsconsole.ui.app import create  # noqa: E402
+from tests.demo import DemoStack  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 
-async def capture(cfg_path: str, output: Path, env: str | None, size: tuple[int, int]) -> None:
-    cfg = config.load(cfg_path)
-    app = OpsConsole(cfg, cfg.environment(env))
+async def capture(text: str, output: str, env: str, size: tuple[int, int], rounds: int = 6,
+                  between=None, keys: tuple[str, ...] = ()) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
+    (folder / "opsconsole.toml").write_text(text)
+    cfg = config.load(str(folder / "opsconsole.toml"))
+    app = create(cfg, cfg.environment(env))
     async with app.run_test(size=size) as pilot:
-        for _ in range(400):
+        for i in range(rounds):
+            while app.rounds_shown <= i:
+                await pilot.pause(0.02)
+            if between is not None:
+                between(i)
+            if i < rounds - 1:
+                await pilot.pause(0.25)  # rounds a little apart, so queue trends have time in them
+                app.action_refresh_now()
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause(0.3)
+        app.save_screenshot(filename=output, path=str(HERE))
+    print(f"wrote screenshots/{output}")
+
+
+async def capture_run(text: str, env: str, output: str, size: tuple[int, int], finish: bool) -> None:
+    """The run screen of a real runbook: run to the end (confirming each change), or stopped at the first
+    confirmation."""
+    from opsconsole import runbook
+    from opsconsole.ui.dialogs.confirm import ConfirmDialog
+    from opsconsole.ui.screens.run import RunScreen
+
+    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
+    (folder / "opsconsole.toml").write_text(text)
+    os.environ["OPSCONSOLE_JOURNAL"] = str(folder / "journal.sqlite3")
+    cfg = config.load(str(folder / "opsconsole.toml"))
+    app = create(cfg, cfg.environment(env))
+    async with app.run_test(size=size) as pilot:
+        while app.rounds_shown < 2:
             await pilot.pause(0.05)
-            if app.last_round is not None:
+            if app.rounds_shown == 1:
+                app.action_refresh_now()
+        book = runbook.load(ROOT / "tests" / "ui" / "runbooks" / "scale-workers.md")
+        app.plan_runbook(book, {"replicas": "6"})
+        while not isinstance(app.screen, RunScreen):
+            await pilot.pause(0.05)
+        run = app.screen
+        await pilot.pause(0.3)
+        await pilot.press("s")
+        while True:
+            await pilot.pause(0.05)
+            if isinstance(app.screen, ConfirmDialog):
+                if not finish:
+                    break
+                await pilot.click("#confirm")
+            if run.finished is not None:
                 break
-        await pilot.pause(0.2)
-        app.save_screenshot(filename=output.name, path=str(output.parent))
+        await pilot.pause(0.5)
+        app.save_screenshot(filename=output, path=str(HERE))
+        print(f"wrote screenshots/{output}")
+        if finish:  # the run just made, as the journal shows it
+            from opsconsole.ui.screens.journal import JournalScreen
+
+            await pilot.press("escape", "j")
+            while not (isinstance(app.screen, JournalScreen) and app.screen.loads >= 1):
+                await pilot.pause(0.05)
+            await pilot.pause(0.3)
+            app.save_screenshot(filename="journal.svg", path=str(HERE))
+            print("wrote screenshots/journal.svg")
+
+
+async def capture_secrets(text: str, env: str, size: tuple[int, int]) -> None:
+    """The secret rotation flow: the list of rotatable secrets, then the summary shown before a rotation."""
+    from opsconsole.ui.screens.secrets import RotationSummary, SecretsScreen
+
+    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
+    api = f'[environments.{env}.services.api]\nkind = "http"\n'
+    text = text.replace(api, api + 'restart = "echo restarting api"\n', 1)
+    text += (f'\n[environments.{env}.secrets.JWT_SECRET]\nrestart = ["api"]\n'
+             f'\n[environments.{env}.secrets.SESSION_KEY]\nrestart = ["api"]\nalphabet = "urlsafe"\nlength = 48\n')
+    (folder / "opsconsole.toml").write_text(text)
+    (folder / f".env.{env}").write_text(f"JWT_SECRET={os.urandom(16).hex()}\nSESSION_KEY={os.urandom(16).hex()}\n")
+    os.environ["OPSCONSOLE_JOURNAL"] = str(folder / "journal.sqlite3")
+    cfg = config.load(str(folder / "opsconsole.toml"))
+    app = create(cfg, cfg.environment(env))
+    async with app.run_test(size=size) as pilot:
+        while app.rounds_shown < 1:
+            await pilot.pause(0.05)
+        await pilot.press("x")
+        while not (isinstance(app.screen, SecretsScreen) and app.screen.loads >= 1):
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        app.save_screenshot(filename="secrets.svg", path=str(HERE))
+        print("wrote screenshots/secrets.svg")
+        await pilot.press("enter")
+        while not isinstance(app.screen, RotationSummary):
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        app.save_screenshot(filename="rotate-secret.svg", path=str(HERE))
+        print("wrote screenshots/rotate-secret.svg")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("config")
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--env")
-    parser.add_argument("--size", default="100x24")
-    args = parser.parse_args()
-    width, height = (int(x) for x in args.size.split("x"))
-    asyncio.run(capture(args.config, args.output, args.env, (width, height)))
+    # The journal records the git identity; the pictures show an on-call engineer's, not this machine's.
+    os.environ.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="user.name", GIT_CONFIG_VALUE_0="Ana On-call",
+                      GIT_CONFIG_KEY_1="user.email", GIT_CONFIG_VALUE_1="ana@example.com")
+    stack = DemoStack()
+    try:
+        stack.fill_queue(420)
+        text = stack.config_text()
+        drain = lambda i: stack.drain_queue(30)  # noqa: E731
+        asyncio.run(capture(text, "dashboard-healthy.svg", "staging", (110, 30), between=drain))
+        asyncio.run(capture(text, "dashboard-production.svg", "production", (110, 30), between=drain))
+        asyncio.run(capture(text.replace("[opsconsole]\n", '[opsconsole]\ntheme = "opsconsole-light"\n', 1),
+                            "dashboard-light.svg", "staging", (110, 30), between=drain))
+        asyncio.run(capture(text, "detail.svg", "staging", (110, 30), between=drain, keys=("enter",)))
+
+        asyncio.run(capture_run(text, "staging", "run-screen.svg", (130, 34), finish=True))
+        asyncio.run(capture_run(text, "production", "confirm-typed.svg", (110, 30), finish=False))
+        asyncio.run(capture_secrets(text, "staging", (110, 30)))
+
+        stack.fill_queue(880)
+        degraded = stack.config_text(api_path="/health")
+
+        def worsen(i: int) -> None:
+            stack.redis.cli("LPUSH", "emails", *[f"late-{i}-{j}" for j in range(40)])
+
+        asyncio.run(capture(degraded, "dashboard-degraded.svg", "staging", (110, 30), rounds=8, between=worsen))
+        stack.redis.stop(signal.SIGKILL)
+        asyncio.run(capture(degraded, "dashboard-down.svg", "staging", (110, 30), rounds=3))
+    finally:
+        stack.close()
 
 
 if __name__ == "__main__":
