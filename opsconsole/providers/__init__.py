@@ -19,7 +19,7 @@ from opsconsole.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from opsconsole.actions import Action
-    from opsconsole.config import Config, Environment
+    from opsconsole.config import Config, Environment, Target
 
 Output = Callable[[str], None]
 
@@ -48,6 +48,17 @@ class Provider:
     # The journal's id of the run being executed, set by the engine when the run starts ("" outside a run),
     # for what a provider writes that should name its run (a backup's manifest).
     run_id: str = ""
+    env: Environment  # set by each provider's constructor
+
+    def _service(self, action: Action, what: str, name: str | None = None) -> Target:
+        """The environment's service `name` (default: the action's), or a UserError naming the ones there are."""
+        name = name or action.service
+        for target in self.env.services:
+            if target.name == name:
+                return target
+        known = ", ".join(t.name for t in self.env.services) or "none"
+        raise UserError(f"`{action.text()}`: environment {self.env.name!r} has no service {name!r} to {what} "
+                        f"(services: {known})")
 
     def shell(self, script: str) -> runner.Command:
         """The command that runs an `sh` block's (rendered) script in this provider's context."""

@@ -447,15 +447,6 @@ class AwsProvider(Provider):
         except _boto_errors() as exc:
             raise UserError(f"`{action.text()}`: cannot read {what}: {error_text(exc)}") from None
 
-    def _service(self, action: Action, what: str, name: str | None = None) -> Target:
-        name = name or action.service
-        for target in self.env.services:
-            if target.name == name:
-                return target
-        known = ", ".join(t.name for t in self.env.services) or "none"
-        raise UserError(f"`{action.text()}`: environment {self.env.name!r} has no service {name!r} to {what} "
-                        f"(services: {known})")
-
     def _option(self, target: Target, key: str, default: Any = None) -> Any:
         value = target.options.get(key, default)
         if value is not None and (not isinstance(value, str) or not value.strip()):

@@ -90,15 +90,6 @@ class KubernetesProvider(Provider):
         argv = self.kubectl_argv(*args)
         return runner.Command(argv, display=display or shlex.join(argv), env=self.env_vars, cwd=self.base_dir, **kw)
 
-    def _service(self, action: Action, what: str, name: str | None = None) -> Target:
-        name = name or action.service
-        for target in self.env.services:
-            if target.name == name:
-                return target
-        known = ", ".join(t.name for t in self.env.services) or "none"
-        raise UserError(f"`{action.text()}`: environment {self.env.name!r} has no service {name!r} to {what} "
-                        f"(services: {known})")
-
     def deployment(self, target: Target) -> str:
         value = target.options.get("deployment", target.name)
         if not isinstance(value, str) or not value.strip():

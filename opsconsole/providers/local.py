@@ -130,15 +130,6 @@ class LocalProvider(Provider):
     def _line(self, *key: str) -> int | None:
         return self.config.lines.line("environments", self.env.name, *key)
 
-    def _service(self, action: Action, what: str, name: str | None = None) -> Target:
-        name = name or action.service
-        for target in self.env.services:
-            if target.name == name:
-                return target
-        known = ", ".join(t.name for t in self.env.services) or "none"
-        raise UserError(f"`{action.text()}`: environment {self.env.name!r} has no service {name!r} to {what} "
-                        f"(services: {known})")
-
     def _configured(self, target: Target, key: str) -> runner.Command:
         command = target.options.get(key)
         where = f"[environments.{self.env.name}.services.{target.name}]"

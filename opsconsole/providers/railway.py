@@ -257,15 +257,6 @@ class RailwayProvider(Provider):
             self._api = RailwayAPI(self.api_url, token, kind, self.project_id, self.environment_id)
         return self._api
 
-    def _service(self, action: Action, what: str, name: str | None = None) -> Target:
-        name = name or action.service
-        for target in self.env.services:
-            if target.name == name:
-                return target
-        known = ", ".join(t.name for t in self.env.services) or "none"
-        raise UserError(f"`{action.text()}`: environment {self.env.name!r} has no service {name!r} to {what} "
-                        f"(services: {known})")
-
     def service_id(self, target: Target) -> str:
         value = target.options.get("railway_service_id")
         if not isinstance(value, str) or not value.strip():
