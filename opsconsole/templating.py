@@ -163,6 +163,21 @@ _WORD_START = " \t\n;&|()<>"
 _ARITH_TEST = re.compile(r"(?:^|\s)-(?:eq|ne|lt|le|gt|ge)(?:\s|$)")
 
 
+def _expansion(text: str, i: int) -> tuple[_Frame, int] | None:
+    """The frame a `$` at `i` opens (`$((`, `$[`, `$(`, `${`) and how many characters after it belong to the
+    opener; None for a `$` that opens nothing. Quoted and unquoted text open these alike."""
+    if text[i + 1:i + 3] == "((":
+        return _Frame("arith", 2), 2
+    opener = text[i + 1:i + 2]
+    if opener == "[":
+        return _Frame("arith", 1), 1
+    if opener == "(":
+        return _Frame("sub", 1), 1
+    if opener == "{":
+        return _Frame("param", 1), 1
+    return None
+
+
 def sh_contexts(parts: list[str | Ref], errors: list[TemplateError] | None = None) -> list[str]:
     """The shell quoting context at each placeholder, following bash's rules closely enough to
     quote safely: quotes, $'...', $(...), ${...}, backticks, comments, here-documents and the
@@ -275,18 +290,9 @@ def sh_contexts(parts: list[str | Ref], errors: list[TemplateError] | None = Non
                     stack.append(_Frame("sq"))
                 elif c == "`":
                     stack.append(_Frame("bq"))
-                elif c == "$" and text[i + 1:i + 3] == "((":
-                    stack.append(_Frame("arith", 2))
-                    i += 2
-                elif c == "$" and text[i + 1:i + 2] == "[":
-                    stack.append(_Frame("arith", 1))
-                    i += 1
-                elif c == "$" and text[i + 1:i + 2] == "(":
-                    stack.append(_Frame("sub", 1))
-                    i += 1
-                elif c == "$" and text[i + 1:i + 2] == "{":
-                    stack.append(_Frame("param", 1))
-                    i += 1
+                elif c == "$" and (opened := _expansion(text, i)):
+                    stack.append(opened[0])
+                    i += opened[1]
                 elif kind == "param" and c in "{}":
                     top.depth += 1 if c == "{" else -1
                     if top.depth == 0:
@@ -329,18 +335,9 @@ def sh_contexts(parts: list[str | Ref], errors: list[TemplateError] | None = Non
                 elif c == "$" and text[i + 1:i + 2] == "'":
                     stack.append(_Frame("ansi"))
                     i += 1
-                elif c == "$" and text[i + 1:i + 3] == "((":
-                    stack.append(_Frame("arith", 2))
-                    i += 2
-                elif c == "$" and text[i + 1:i + 2] == "[":
-                    stack.append(_Frame("arith", 1))
-                    i += 1
-                elif c == "$" and text[i + 1:i + 2] == "(":
-                    stack.append(_Frame("sub", 1))
-                    i += 1
-                elif c == "$" and text[i + 1:i + 2] == "{":
-                    stack.append(_Frame("param", 1))
-                    i += 1
+                elif c == "$" and (opened := _expansion(text, i)):
+                    stack.append(opened[0])
+                    i += opened[1]
                 elif c == "(" and word_start and text[i + 1:i + 2] == "(":
                     stack.append(_Frame("arith", 2))
                     i += 1
