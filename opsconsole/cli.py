@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_action(args)
         return cmd_tui(args)
     except UserError as exc:
-        print(masking.mask(str(exc)), file=sys.stderr)
+        print(masking.printable(str(exc)), file=sys.stderr)
         return EXIT_CHECK_USAGE if _is_check(argv) else EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -292,13 +292,13 @@ def cmd_journal(args: argparse.Namespace) -> int:
         if args.journal_command == "show":
             run = store.get(args.run_id)
             print(json.dumps({"journal": store.location, **journal.run_json(run, detail=True)}) if args.json
-                  else journal.format_run(run))
+                  else masking.printable(journal.format_run(run)))
             return 0
         runs = store.runs(limit=args.limit, environment=args.env)
         if args.json:
             print(json.dumps({"journal": store.location, "runs": [journal.run_json(r) for r in runs]}))
         elif runs:
-            print(journal.format_runs(runs))
+            print(masking.printable(journal.format_runs(runs)))
         else:
             where = f" for environment {args.env!r}" if args.env else ""
             print(f"no runs{where} in the journal {store.location}", file=sys.stderr)
@@ -349,18 +349,18 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     if args.runbooks_command == "validate":
         text, invalid = runbook_report.validate([Path(p) for p in args.paths] or [cfg.runbooks])
-        print(masking.mask(text))
+        print(masking.printable(text))
         return 1 if invalid else 0
     if args.runbooks_command == "show":
         book = runbook.load(runbook.find(args.name, cfg.runbooks))
         out = json.dumps(runbook_report.as_json(book)) if args.json else runbook_report.outline(book)
-        print(masking.mask(out))
+        print(masking.mask(out) if args.json else masking.printable(out))
         return 0
     entries = runbook_report.listing(cfg.runbooks)
     if args.json:
         print(masking.mask(json.dumps({"directory": str(cfg.runbooks), "runbooks": entries})))
     else:
-        print(masking.mask(runbook_report.table(cfg.runbooks, entries)))
+        print(masking.printable(runbook_report.table(cfg.runbooks, entries)))
     return 1 if any(not e["valid"] for e in entries) else 0
 
 
@@ -399,7 +399,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     env = cfg.environment(args.env)
     book = runbook.load(runbook.find(args.runbook, cfg.runbooks))
     plan = engine.build_plan(cfg, env, book, _ask_missing_secrets(book, _given(args)), read_only=args.read_only)
-    print(masking.mask(json.dumps(plan.to_json())) if args.json else terminal.format_plan(plan))
+    print(masking.mask(json.dumps(plan.to_json())) if args.json else masking.printable(terminal.format_plan(plan)))
     return 0
 
 
@@ -546,14 +546,21 @@ def _execute(args: argparse.Namespace, cfg, env, plan, store, resume) -> int:
     signal.signal(signal.SIGTERM, stop)
     write(f"Plan fingerprint: {plan.fingerprint}")
     runner = engine.Engine(plan, store, cfg, env, prompter, take_over=args.take_over)
+
+    def resume_hint(run_id: str) -> str:  # only `run` can resume; an action verb is run again instead
+        return f"resume it with `opsconsole run {args.runbook} --resume {run_id}`" if args.command == "run" else ""
     try:
         record = runner.run(resume)
     except KeyboardInterrupt:
         if not runner.run_id:
             raise
-        hint = f": resume it with `opsconsole run {args.runbook} --resume {runner.run_id}`" if args.command == "run" else ""
-        print(f"interrupted: run {runner.run_id} stopped{hint}", file=sys.stderr)
+        hint = resume_hint(runner.run_id)
+        print(f"interrupted: run {runner.run_id} stopped" + (f": {hint}" if hint else ""), file=sys.stderr)
         return 130
+    except engine.JournalLost as exc:
+        hint = resume_hint(exc.run_id) if exc.resumable else ""
+        print(masking.printable(str(exc)) + (f"; once the journal is back, {hint}" if hint else ""), file=sys.stderr)
+        return 1
     if record.status != "succeeded":
         print(f"run {record.run_id} {record.status}; see `opsconsole journal show {record.run_id}`", file=sys.stderr)
     return 0 if record.status == "succeeded" else 1

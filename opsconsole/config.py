@@ -22,6 +22,7 @@ from opsconsole.tomlpos import KeyLines
 PROVIDERS = ("compose", "railway", "aws", "kubernetes", "local")
 PROTECTIONS = ("open", "confirm", "typed")
 BUILTIN = "<built-in config>"
+JOURNAL_RETRY_S = 10.0  # default [opsconsole] journal_retry
 
 BUILTIN_TOML = """\
 [environments.local]
@@ -37,7 +38,8 @@ kind = "redis"
 url = "${REDIS_URL:-redis://localhost:6379/0}"
 """
 
-_OPSCONSOLE_KEYS = {"refresh", "timeout", "runbooks", "journal", "default_environment", "theme", "bell"}
+_OPSCONSOLE_KEYS = {"refresh", "timeout", "runbooks", "journal", "journal_retry", "default_environment", "theme",
+                    "bell"}
 _ENV_KEYS = {"provider", "protection", "read_only", "services", "queues", "thresholds", "provider_options", "secrets"}
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -103,6 +105,7 @@ class Config:
     timeout: float
     runbooks: Path
     journal: str | None
+    journal_retry: float  # seconds a run keeps retrying an unreachable journal before it stops
     default_environment: str
     theme: str | None  # None: the default theme
     bell: bool  # ring the terminal bell when a member turns crit
@@ -267,9 +270,13 @@ def load(explicit: str | None = None) -> Config:
     if path is None:
         return parse(BUILTIN_TOML, None, Path.cwd())
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config: {exc}", path) from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror or exc}", path) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not UTF-8 text (a config is a TOML file)", path, data.count(b"\n", 0, exc.start) + 1) from None
     return parse(text, path, path.resolve().parent)
 
 
@@ -309,6 +316,11 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
 
     refresh = positive("refresh", 5.0)
     timeout = positive("timeout", 1.0)
+    journal_retry = settings.get("journal_retry", JOURNAL_RETRY_S)
+    if isinstance(journal_retry, bool) or not isinstance(journal_retry, (int, float)) or not 0 <= journal_retry <= 20:
+        # Under the lock's 30 s stale timeout: nobody may take the environment over while a run waits.
+        fail(f"journal_retry must be a number of seconds from 0 to 20, got {journal_retry!r}", "opsconsole",
+             "journal_retry")
     for key in ("runbooks", "journal", "default_environment", "theme"):
         if key in settings and not isinstance(settings[key], str):
             fail(f"{key} must be a string", "opsconsole", key)
@@ -342,6 +354,7 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
         timeout=timeout,
         runbooks=base_dir / settings.get("runbooks", "runbooks"),
         journal=settings.get("journal"),
+        journal_retry=float(journal_retry),
         default_environment=default,
         theme=settings.get("theme"),
         bell=settings.get("bell", True),

@@ -382,6 +382,19 @@ class PlanChanged(RuntimeError):
     """The plan or a block's rendering moved under the engine: nothing more may run."""
 
 
+class JournalLost(UserError):
+    """The journal stayed unwritable past `journal_retry`: the run stopped, and this says where it stands.
+
+    No step starts once the journal cannot record it: a step the journal never heard of could run twice on a
+    resume, or be missing from the audit trail. `resumable` is False when the run itself was never recorded.
+    """
+
+    def __init__(self, run_id: str, message: str, resumable: bool = True) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.resumable = resumable
+
+
 @dataclass
 class _Attempt:
     """What one attempt of a step has done so far (for its journal record)."""
@@ -460,32 +473,79 @@ class Engine:
         self._lock = self.journal.lock(self.plan.environment, holder, take_over=self.take_over)
         try:
             if resume is not None:
-                self.journal.start_run(resume)
+                self._journaled(lambda: self.journal.start_run(resume), "resume the run")
                 self._event("run-resumed", f"Resuming run {self.run_id} of {self.plan.runbook.name} on "
                                            f"{self.plan.environment}: {len(done)} of {len(self.plan.steps)} "
                                            f"steps already done")
             else:
-                self.journal.start_run(journal_mod.new_run(
+                record = journal_mod.new_run(
                     runbook_path=self.plan.runbook.path, runbook_name=self.plan.runbook.name,
                     content_hash=self.plan.runbook.content_hash, plan_fingerprint=self.plan.fingerprint,
                     environment=self.plan.environment, params=self.plan.params, plan=self.plan.to_json(),
-                    run_id=self.run_id))
+                    run_id=self.run_id)
+                self._journaled(lambda: self.journal.start_run(record), "start the run", resumable=False)
                 self._event("run-started", f"Run {self.run_id}: {self.plan.runbook.title} on "
                                            f"{self.plan.environment} ({len(self.plan.steps)} steps)")
             try:
                 status = self._drive(done, attempts)
             except (runner.Aborted, PlanChanged, LockLost) as exc:
-                self.journal.finish_run(self.run_id, "aborted")
+                self._journaled(lambda: self.journal.finish_run(self.run_id, "aborted"), "record that it aborted")
                 self._event("run-finished", f"Run {self.run_id} aborted: {masking.mask(str(exc))}", status="aborted")
                 if isinstance(exc, (PlanChanged, LockLost)):
                     raise UserError(f"run {self.run_id} aborted: {exc}") from None
                 return self.journal.get(self.run_id)
-            self.journal.finish_run(self.run_id, status)
+            self._journaled(lambda: self.journal.finish_run(self.run_id, status),
+                            f"record its end (every step done, run {status})")
             self._event("run-finished", f"Run {self.run_id} {status}", status=status)
         finally:
-            self._lock.release()
+            self._release_lock()
             self._close_monitor()
         return self.journal.get(self.run_id)
+
+    def _release_lock(self) -> None:
+        from opsconsole.journal import JournalUnavailable
+
+        try:
+            self._lock.release()
+        except JournalUnavailable as exc:
+            # Our holder row stays behind; it reads as dead once this process is gone (or after the stale timeout
+            # on other hosts), and resuming this run replaces it.
+            self._event("note", f"The environment's lock could not be released ({exc}); it frees itself when "
+                                "this process exits")
+
+    def _journaled(self, write: Callable[[], None], doing: str, *, resumable: bool = True) -> None:
+        """Write to the journal, retrying an unavailable one for `journal_retry` seconds; then raise JournalLost.
+
+        `doing` completes "could not ..." in the message: what was being recorded, and so what the journal lacks.
+        """
+        from opsconsole.journal import JournalUnavailable
+
+        patience = self.config.journal_retry
+        deadline = time.monotonic() + patience
+        waited = False
+        while True:
+            try:
+                write()
+                if waited:
+                    self._event("note", "The journal is back; going on")
+                return
+            except JournalUnavailable as exc:
+                stopped = self.cancel is not None and self.cancel.is_set()
+                if time.monotonic() >= deadline or stopped:
+                    raise self._lost(exc, doing, resumable) from None
+                if not waited:
+                    self._event("note", f"The journal cannot be written ({exc.reason}); retrying for up to "
+                                        f"{format_seconds(patience)} s before stopping")
+                    waited = True
+                if self.cancel is not None:
+                    self.cancel.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                else:
+                    time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+    def _lost(self, exc: Any, doing: str, resumable: bool) -> JournalLost:
+        what = "nothing was run" if not resumable else f"{doing}; no further step was started"
+        return JournalLost(self.run_id, f"run {self.run_id} stopped: the journal {exc.location} cannot be written "
+                                        f"({exc.reason}): could not {what}", resumable=resumable)
 
     def _drive(self, done: Mapping[int, StepRecord], attempts: dict[int, int]) -> str:
         # What rollback-all undoes: steps that succeeded (a skipped step never finished its change).
@@ -748,11 +808,17 @@ class Engine:
         from opsconsole.journal import StepRecord
 
         ended = None if status == "running" else datetime.now(UTC)
-        self.journal.record_step(StepRecord(
+        record = StepRecord(
             run_id=self.run_id, index=step.index, title=step.title, status=status, started_at=state.started_at,
             ended_at=ended, commands=tuple(state.commands), exit_status=state.exit_status, output_tail=state.tail(),
             verification="\n".join(state.verification), note=note, attempt=attempt,
-            recorded=dict(state.recorded), fingerprint=step.fingerprint))
+            recorded=dict(state.recorded), fingerprint=step.fingerprint)
+        if status == "running":
+            doing = f"record that step {step.index} ({step.title}) starts, so it was not started"
+        else:
+            doing = (f"record that step {step.index} ({step.title}) {status}: it ran, but the journal still shows "
+                     f"it running, so resuming runs it again")
+        self._journaled(lambda: self.journal.record_step(record), doing)
 
     def _event(self, kind: str, message: str, step: PlannedStep | None = None, block: PlannedBlock | None = None,
                status: str | None = None) -> None:

@@ -263,6 +263,16 @@ def _one_line(exc: BaseException) -> str:
     return masking.mask(" ".join(str(exc).split()))
 
 
+class JournalUnavailable(UserError):
+    """The journal cannot be read or written right now: its server went away, the network dropped, the disk
+    filled up. Unlike a mistake in input, waiting may cure it; the engine retries a while, then stops the run."""
+
+    def __init__(self, location: str, reason: str, message: str | None = None) -> None:
+        super().__init__(message or f"journal {location}: {reason}")
+        self.location = location
+        self.reason = reason
+
+
 def _utc(dt: datetime) -> datetime:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
 
@@ -615,7 +625,7 @@ class SqliteJournal(Journal):
 
     @contextmanager
     def _transaction(self) -> Iterator[Execute]:
-        with self._mutex:
+        with self._mutex, self._unavailable_on_io_errors():
             conn = self._conn
             # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of one
             # failing with "database is locked" when it upgrades a read transaction.
@@ -623,13 +633,24 @@ class SqliteJournal(Journal):
             try:
                 yield lambda sql, params: conn.execute(sql, tuple(params)).fetchall()
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT or a full disk may have ended it already
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._mutex:
+        with self._mutex, self._unavailable_on_io_errors():
             return self._conn.execute(sql, tuple(params)).fetchall()
+
+    @contextmanager
+    def _unavailable_on_io_errors(self) -> Iterator[None]:
+        """A full disk, an I/O error or a file gone from under us: the journal is unavailable, not a bug."""
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError):
+            raise  # our own mistake: a bug, not an outage
+        except sqlite3.DatabaseError as exc:
+            raise JournalUnavailable(self.location, str(exc)) from None
 
     def _ts(self, dt: datetime | None) -> str | None:
         return _utc(dt).isoformat(timespec="microseconds") if dt else None
@@ -731,6 +752,10 @@ class PostgresJournal(Journal):
 
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name="opsconsole journal")
+        except psycopg.OperationalError as exc:  # down, unreachable, refusing us: it may come back
+            reason = _one_line(exc)
+            raise JournalUnavailable(self.location, f"cannot connect: {reason}",
+                                     f"cannot open the journal {self.location}: {reason}") from None
         except psycopg.Error as exc:
             raise UserError(f"cannot open the journal {self.location}: {_one_line(exc)}") from None
 
@@ -753,7 +778,7 @@ class PostgresJournal(Journal):
                     # The session died while idle (server restart, dropped network): nothing of this transaction
                     # was sent yet, so a fresh session can safely run it.
                     if attempt:
-                        raise UserError(f"journal {self.location}: {_one_line(exc)}") from None
+                        raise JournalUnavailable(self.location, _one_line(exc)) from None
                     self._conn.close()
             try:
                 cur = stack.enter_context(self._conn.cursor())
@@ -763,7 +788,7 @@ class PostgresJournal(Journal):
                     return cur.fetchall() if cur.description else []
                 yield ex
             except psycopg.OperationalError as exc:
-                raise UserError(f"journal {self.location}: {_one_line(exc)}") from None
+                raise JournalUnavailable(self.location, _one_line(exc)) from None
 
     def _ts(self, dt: datetime | None) -> datetime | None:
         return _utc(dt) if dt else None

@@ -99,6 +99,7 @@ def test_threshold_layers(write_config, monkeypatch):
 
 
 def test_defaults_follow_the_adrs():
+    assert config.parse(config.BUILTIN_TOML, None, Path.cwd()).journal_retry == 10.0
     env = config.parse(config.BUILTIN_TOML, None, Path.cwd()).environment("local")
     db, cache = env.targets
     assert db.thresholds["latency_ms"].crit == 200
@@ -150,6 +151,8 @@ def test_unknown_environment(write_config):
     ("[environments.a]\nservcies = {}\n", 2, "unknown key 'servcies'"),
     ("[opsconsole]\nrefesh = 5\n[environments.a]\n", 2, "unknown setting 'refesh'"),
     ("[opsconsole]\ntimeout = -1\n[environments.a]\n", 2, "timeout must be a positive number"),
+    ("[opsconsole]\njournal_retry = 60\n[environments.a]\n", 2, "journal_retry must be a number of seconds from 0 to 20"),
+    ("[opsconsole]\njournal_retry = true\n[environments.a]\n", 2, "journal_retry must be a number"),
     ("[environments.a.queues.q]\nurl = \"redis://h\"\n", 1, "queue 'q' needs a kind"),
     ("[environments.a.queues.q]\nkind = \"bullmq\"\nurl = \"redis://h\"\n"
      "thresholds = { depth = { warn = 10, crit = 5 } }\n", 4, "warn (10) is above crit (5)"),

@@ -292,7 +292,7 @@ class RunScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
     def _engine(self) -> None:
         from opsconsole import journal as journal_mod
-        from opsconsole.engine import Engine
+        from opsconsole.engine import Engine, JournalLost
 
         app = self.app
         try:
@@ -305,6 +305,9 @@ class RunScreen(Screen[None]):
                             take_over=self.take_over, cancel=self.cancel)
             record = engine.run(resume=self.resume)
             app.call_from_thread(self._ended, record, None)
+        except JournalLost as exc:  # steps may have run: say where it stopped, not "not run"
+            hint = "; once the journal is back, resume it from the journal (j)" if exc.resumable else ""
+            app.call_from_thread(self._ended, None, masking.mask(str(exc)) + hint, True)
         except UserError as exc:  # the lock is held, the plan moved, read-only ...
             app.call_from_thread(self._ended, None, masking.mask(str(exc)))
         except Exception as exc:  # a bug must not leave the screen thinking it still runs
@@ -312,10 +315,15 @@ class RunScreen(Screen[None]):
         finally:
             journal.close()
 
-    def _ended(self, record: RunRecord | None, error: str | None) -> None:
+    def _ended(self, record: RunRecord | None, error: str | None, stopped: bool = False) -> None:
         self._drain()
         self.running = False
         self.record = record
+        if stopped:
+            self.finished = "stopped"
+            self._state(f"stopped: {error}", "failed")
+            self.notify(error or "the run stopped", title="journal lost", severity="error", timeout=30)
+            return
         if record is None:
             self.finished = "failed to start"
             self._state(f"not run: {error}", "failed")
