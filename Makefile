@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-quick clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "opsconsole needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -35,11 +35,24 @@ $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 test: $(VENV)/.installed-test $(NODE_DEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Every figure beside a baseline measured in the same run, then a summary of the ratios (about 9
+# minutes: the dashboard idles for 5). bench-quick: fewer rounds and a 30 s idle window.
+BENCH_RESULTS := $(or $(TMPDIR),/tmp)/opsconsole-bench-$(shell id -u)
 bench: $(VENV)/.installed-test $(NODE_DEPS)
-	$(BIN)/python benchmarks/probe_round.py
-	$(BIN)/python benchmarks/queue_round.py
-	$(BIN)/python benchmarks/engine_step.py
-	$(BIN)/python benchmarks/dashboard.py
+	@rm -rf $(BENCH_RESULTS) && mkdir -p $(BENCH_RESULTS)
+	$(BIN)/python benchmarks/probe_round.py --sizes 10,100,500 --save $(BENCH_RESULTS)/probe_round.json
+	$(BIN)/python benchmarks/queue_round.py --save $(BENCH_RESULTS)/queue_round.json
+	$(BIN)/python benchmarks/engine_step.py --save $(BENCH_RESULTS)/engine_step.json
+	$(BIN)/python benchmarks/dashboard.py --idle 300 --save $(BENCH_RESULTS)/dashboard.json
+	@$(BIN)/python benchmarks/summary.py $(BENCH_RESULTS)
+
+bench-quick: $(VENV)/.installed-test $(NODE_DEPS)
+	@rm -rf $(BENCH_RESULTS) && mkdir -p $(BENCH_RESULTS)
+	$(BIN)/python benchmarks/probe_round.py --rounds 3 --save $(BENCH_RESULTS)/probe_round.json
+	$(BIN)/python benchmarks/queue_round.py --rounds 5 --save $(BENCH_RESULTS)/queue_round.json
+	$(BIN)/python benchmarks/engine_step.py --rounds 3 --save $(BENCH_RESULTS)/engine_step.json
+	$(BIN)/python benchmarks/dashboard.py --quick --save $(BENCH_RESULTS)/dashboard.json
+	@$(BIN)/python benchmarks/summary.py $(BENCH_RESULTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

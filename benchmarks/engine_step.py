@@ -18,6 +18,7 @@ includes those fsyncs on this machine's disk.
     make bench
     .venv/bin/python benchmarks/engine_step.py --steps 50 --rounds 5
     .venv/bin/python benchmarks/engine_step.py --json
+    .venv/bin/python benchmarks/engine_step.py --save /tmp/engine.json   # human output, and JSON to a file
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="steps per run (default 50)")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--save", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1:
         parser.error("--steps and --rounds must be at least 1")
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine_per_step_ms": round(e / args.steps * 1000, 2), "baseline_per_step_ms": round(b / args.steps * 1000, 2),
         "overhead_per_step_ms": round((e - b) / args.steps * 1000, 2), "ratio": round(e / b, 2),
     }
+    if args.save:
+        Path(args.save).write_text(json.dumps(result) + "\n")
     if args.json:
         print(json.dumps(result))
         return 0

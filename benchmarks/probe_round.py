@@ -1,29 +1,34 @@
-"""Benchmark: how long one opsconsole probe round over 200 targets takes, against its slowest probe.
+"""Benchmark: how long one opsconsole probe round over 10, 100 and 500 targets takes, against its slowest probe.
 
 `Monitor.round` probes every target concurrently, so a round should last about as long as its
-slowest single probe, not the sum of all probes. This script measures that in one run:
+slowest single probe, not the sum of all probes. This script measures that in one run, for each
+size in ``--sizes`` (default 10, 100 and 500 targets):
 
 * a local HTTP server (asyncio, its own process) answers every GET after 50 ms with
   ``{"healthy": true, "services": {}}``;
-* an in-memory config holds one environment ``bench`` with 200 targets: 180 ``http`` services on
-  that server, 10 ``redis`` and 10 ``postgres`` services on the machine's real Redis and
-  PostgreSQL (used read-only);
+* an in-memory config holds one environment ``bench``: 90 % ``http`` services on that server,
+  5 % ``redis`` and 5 % ``postgres`` services on the machine's real Redis and PostgreSQL (used
+  read-only), at least one of each (10 targets: 8/1/1, 100: 90/5/5, 500: 455/25/20). A
+  PostgreSQL probe holds a connection of its own while it runs, so the PostgreSQL targets are
+  capped at a fifth of the server's max_connections (and at half of what is free at the start):
+  the benchmark leaves the server room for everyone else;
 * the baseline is the slowest single probe: for each kind, a Monitor over an environment holding
-  just one target of that kind, measured for the same number of rounds; the baseline is the
-  largest per-kind median;
-* the report gives the median, p95 and max of the 200-target round, the baseline, their ratio
-  (the goal is close to 1.0, under 1.5) and the sum of the per-target latencies of a round, to
-  show the round is not their sum. As latencies measured inside a busy round are inflated, it
-  also gives a serial estimate from the single-target medians (count x median per kind), the
-  per-kind latencies reported in the round, and what the HTTP server saw (requests, new
-  connections, peak requests in flight). Every reading must be ``ok``; any that is not is
-  counted, grouped by cause and the first error shown, since a benchmark with failing probes
-  is misleading.
+  just one target of that kind, measured for the same number of rounds just before each size;
+  the baseline is the largest per-kind median;
+* the report gives, per size, the median and p95 of the round, the baseline, their ratio (the
+  goal is close to 1.0, under 1.5) and the sum of the per-target latencies of a round, to show
+  the round is not their sum. As latencies measured inside a busy round are inflated, it also
+  gives a serial estimate from the single-target medians (count x median per kind), the per-kind
+  latencies reported in the round, and what the HTTP server saw (new connections, peak requests
+  in flight). Every reading must be ``ok``; any that is not is counted, grouped by cause and the
+  first error shown, since a benchmark with failing probes is misleading.
+
+The soft limit on open files is raised to the hard limit: 500 targets need about 1,000 sockets.
 
 Run it from the project root::
 
     make bench                                  # runs .venv/bin/python benchmarks/probe_round.py
-    .venv/bin/python benchmarks/probe_round.py --rounds 10
+    .venv/bin/python benchmarks/probe_round.py --rounds 10 --sizes 10,100,500
     .venv/bin/python benchmarks/probe_round.py --json
 
 Redis and PostgreSQL default to redis://127.0.0.1:6379/0 and
@@ -31,8 +36,8 @@ postgresql://postgres@127.0.0.1:5432/postgres (trust auth); override them with
 BENCH_REDIS_URL and BENCH_DATABASE_URL. If either is unreachable the script says so and exits 1.
 
 Exit status: 0 when every probe read ok, 1 when Redis or PostgreSQL is unreachable (or the
-HTTP server did not start), 2 for bad arguments, 3 when the figures were measured but some
-probes did not read ok (the report then says how many and why).
+HTTP server did not start, or too few files can be opened), 2 for bad arguments, 3 when the
+figures were measured but some probes did not read ok (the report then says how many and why).
 """
 
 from __future__ import annotations
@@ -57,9 +62,9 @@ from typing import Any
 from opsconsole import config, masking
 from opsconsole.health import Monitor, Reading, Round
 
-N_HTTP = 180
-N_REDIS = 10
-N_POSTGRES = 10
+DEFAULT_SIZES = (10, 100, 500)
+REDIS_SHARE = 0.05
+POSTGRES_SHARE = 0.05
 HTTP_DELAY_S = 0.050
 TIMEOUT_S = 5.0
 GOAL_RATIO = 1.5
@@ -283,17 +288,46 @@ async def _check_redis(url: str) -> str | None:
     return None
 
 
-async def _check_postgres(url: str) -> str | None:
-    """None when PostgreSQL answers SELECT 1, else why not."""
+_ROOM_SQL = """
+SELECT current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int - 1
+"""
+
+
+async def _check_postgres(url: str) -> tuple[str | None, dict[str, int]]:
+    """(None, room) when PostgreSQL answers, else (why not, {}). room: max_connections, the
+    superuser-reserved ones, and the client connections in use besides this one."""
     import psycopg
 
     try:
         conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(url, connect_timeout=3), 5)
         async with conn:
-            await conn.execute("SELECT 1")
+            cur = await conn.execute(_ROOM_SQL)
+            row = await cur.fetchone()
     except Exception as exc:  # any failure means: not usable for the benchmark
-        return f"{type(exc).__name__}: {' '.join(str(exc).split())}" if str(exc) else type(exc).__name__
-    return None
+        return (f"{type(exc).__name__}: {' '.join(str(exc).split())}" if str(exc) else type(exc).__name__), {}
+    assert row is not None
+    return None, {"max_connections": int(row[0]), "reserved": int(row[1]), "in_use": int(row[2])}
+
+
+def _fd_limit() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (child processes inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    with suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return _fd_limit()
 
 
 def _redact(url: str) -> str:
@@ -397,46 +431,39 @@ def _kind_latencies(rounds: Sequence[Round]) -> dict[str, dict[str, float]]:
             for kind, v in sorted(by_kind.items())}
 
 
-async def run(args: argparse.Namespace, server: HealthServer, redis_url: str,
-              database_url: str) -> tuple[dict[str, Any], int]:
-    problems = []
-    redis_problem, postgres_problem = await asyncio.gather(_check_redis(redis_url),
-                                                           _check_postgres(database_url))
-    if redis_problem:
-        problems.append(f"Redis at {_redact(redis_url)} is unreachable ({redis_problem}); "
-                        "start it or set BENCH_REDIS_URL")
-    if postgres_problem:
-        problems.append(f"PostgreSQL at {_redact(database_url)} is unreachable ({postgres_problem}); "
-                        "start it or set BENCH_DATABASE_URL")
-    if problems:
-        return {"errors": [masking.mask(p) for p in problems]}, 1
+def target_mix(total: int, postgres_cap: int) -> tuple[int, int, int]:
+    """(http, redis, postgres) for `total` targets: 5 % Redis, 5 % PostgreSQL (at least one of each,
+    PostgreSQL at most `postgres_cap`), the rest HTTP."""
+    n_redis = max(1, round(total * REDIS_SHARE))
+    n_postgres = min(max(1, round(total * POSTGRES_SHARE)), postgres_cap)
+    return total - n_redis - n_postgres, n_redis, n_postgres
 
-    def env(n_http: int, n_redis: int, n_postgres: int) -> config.Environment:
-        return build_environment(build_toml(server.port, redis_url, database_url,
-                                            n_http, n_redis, n_postgres))
+
+async def measure_size(total: int, rounds: int, server: HealthServer,
+                       env: Any, postgres_cap: int) -> dict[str, Any]:
+    """One size: its baseline (the slowest single probe) measured first, then the full round."""
+    n_http, n_redis, n_postgres = target_mix(total, postgres_cap)
 
     # Baseline: the slowest single probe, one Monitor over one target per kind.
     singles: dict[str, Series] = {}
     for kind, shape in (("http", (1, 0, 0)), ("redis", (0, 1, 0)), ("postgres", (0, 0, 1))):
-        singles[kind] = await measure(env(*shape), args.rounds)
+        singles[kind] = await measure(env(*shape), rounds)
     single_medians = {kind: statistics.median(s.durations_s) for kind, s in singles.items()}
     slowest_kind = max(single_medians, key=lambda k: single_medians[k])
     slowest_s = single_medians[slowest_kind]
 
-    # The 200-target round.
-    full_env = env(N_HTTP, N_REDIS, N_POSTGRES)
-    assert len(full_env.targets) == N_HTTP + N_REDIS + N_POSTGRES
+    full_env = env(n_http, n_redis, n_postgres)
+    assert len(full_env.targets) == total
     before = server.stats()
-    full = await measure(full_env, args.rounds)
+    full = await measure(full_env, rounds)
     after = server.stats()
 
     durations = full.durations_s
     median_s = statistics.median(durations)
     sums_ms = [sum(r.latency_ms or 0.0 for r in rnd.readings if r.parent is None) for rnd in full.rounds]
     sum_ms = statistics.median(sums_ms)
-
-    serial_ms = 1000 * (N_HTTP * single_medians["http"] + N_REDIS * single_medians["redis"]
-                        + N_POSTGRES * single_medians["postgres"])
+    serial_ms = 1000 * (n_http * single_medians["http"] + n_redis * single_medians["redis"]
+                        + n_postgres * single_medians["postgres"])
 
     readings = [r for rnd in full.rounds for r in rnd.readings]
     not_ok = [r for r in readings if r.status.value != "ok"]
@@ -450,20 +477,16 @@ async def run(args: argparse.Namespace, server: HealthServer, redis_url: str,
         why = first.error or "; ".join(first.reasons) or "no reason given"
         first_problem = f"{first.name} ({first.kind}) {first.status.value}: {why}"
 
-    # Requests to the 50 ms server during the 200-target rounds (its warm-up included).
-    counted_rounds = args.rounds + 1
+    # Requests to the 50 ms server during this size's rounds (its warm-up included).
+    counted_rounds = rounds + 1
     server_figures = {
         "requests": after["requests"] - before["requests"],
         "new_connections": after["connections"] - before["connections"],
         "new_connections_per_round": round((after["connections"] - before["connections"]) / counted_rounds, 1),
         "peak_in_flight": after["peak_in_flight"],
     }
-
-    result: dict[str, Any] = {
-        "targets": {"total": N_HTTP + N_REDIS + N_POSTGRES, "http": N_HTTP, "redis": N_REDIS,
-                    "postgres": N_POSTGRES},
-        "http_delay_ms": HTTP_DELAY_S * 1000,
-        "rounds": args.rounds,
+    return {
+        "targets": {"total": total, "http": n_http, "redis": n_redis, "postgres": n_postgres},
         "warmup_ms": _ms(full.warmup_s),
         "round_ms": [_ms(d) for d in durations],
         "round_median_ms": _ms(median_s),
@@ -473,7 +496,6 @@ async def run(args: argparse.Namespace, server: HealthServer, redis_url: str,
         "slowest_single_kind": slowest_kind,
         "slowest_single_median_ms": _ms(slowest_s),
         "ratio_round_over_slowest": round(median_s / slowest_s, 2),
-        "goal_ratio": GOAL_RATIO,
         "goal_met": median_s / slowest_s < GOAL_RATIO,
         "sum_of_probe_latencies_ms": round(sum_ms, 1),
         "sum_over_round": round(sum_ms / (median_s * 1000), 1),
@@ -491,56 +513,126 @@ async def run(args: argparse.Namespace, server: HealthServer, redis_url: str,
         "first_problem": first_problem,
         "http_server": server_figures,
     }
-    return result, (3 if not_ok or single_not_ok else 0)
+
+
+async def run(args: argparse.Namespace, server: HealthServer, redis_url: str,
+              database_url: str) -> tuple[dict[str, Any], int]:
+    problems = []
+    redis_problem, (postgres_problem, pg_room) = await asyncio.gather(_check_redis(redis_url),
+                                                                      _check_postgres(database_url))
+    if redis_problem:
+        problems.append(f"Redis at {_redact(redis_url)} is unreachable ({redis_problem}); "
+                        "start it or set BENCH_REDIS_URL")
+    if postgres_problem:
+        problems.append(f"PostgreSQL at {_redact(database_url)} is unreachable ({postgres_problem}); "
+                        "start it or set BENCH_DATABASE_URL")
+    if problems:
+        return {"errors": [masking.mask(p) for p in problems]}, 1
+
+    # Each PostgreSQL target opens its own connection for the length of its probe, all at once in a
+    # round: cap them so the server keeps room for everyone else (a fifth of max_connections, and
+    # never more than half of what is free right now).
+    free = pg_room["max_connections"] - pg_room["reserved"] - pg_room["in_use"]
+    postgres_cap = max(1, min(pg_room["max_connections"] // 5, free // 2))
+
+    def env(n_http: int, n_redis: int, n_postgres: int) -> config.Environment:
+        return build_environment(build_toml(server.port, redis_url, database_url,
+                                            n_http, n_redis, n_postgres))
+
+    sizes = [await measure_size(total, args.rounds, server, env, postgres_cap) for total in args.sizes]
+    not_ok = sum(s["not_ok"] + s["single_not_ok"] for s in sizes)
+    result: dict[str, Any] = {
+        "rounds": args.rounds,
+        "http_delay_ms": HTTP_DELAY_S * 1000,
+        "goal_ratio": GOAL_RATIO,
+        "postgres": {**pg_room, "cap": postgres_cap},
+        "fd_limit": _fd_limit(),
+        "sizes": sizes,
+        "readings": sum(s["readings"] for s in sizes),
+        "not_ok": not_ok,
+    }
+    return result, (3 if not_ok else 0)
 
 
 def render(result: dict[str, Any]) -> str:
-    t = result["targets"]
-    singles = ", ".join(f"{k} {v:.1f}" for k, v in result["single_median_ms"].items())
-    goal = "within" if result["goal_met"] else "ABOVE"
-    latencies = ", ".join(f"{k} median {v['median_ms']:.1f} max {v['max_ms']:.1f} ms"
-                          for k, v in result["latency_by_kind_ms"].items())
-    server = result["http_server"]
+    pg = result["postgres"]
     lines = [
-        (f"probe round over {t['total']} targets ({t['http']} http@{result['http_delay_ms']:g}ms, "
-         f"{t['redis']} redis, {t['postgres']} postgres), {result['rounds']} rounds"),
-        (f"  round median {result['round_median_ms']:.1f} ms  p95 {result['round_p95_ms']:.1f} ms  "
-         f"max {result['round_max_ms']:.1f} ms  (warm-up {result['warmup_ms']:.1f} ms, not counted)"),
-        (f"  slowest single probe ({result['slowest_single_kind']}) median "
-         f"{result['slowest_single_median_ms']:.1f} ms  (single-target medians: {singles} ms)"),
-        (f"  ratio round/slowest {result['ratio_round_over_slowest']:.2f}x ({goal} the "
-         f"{result['goal_ratio']:g}x goal)   sum of probe latencies "
-         f"{result['sum_of_probe_latencies_ms'] / 1000:.2f} s ({result['sum_over_round']:g}x the round)"),
-        (f"  serial estimate from the single-target medians {result['serial_estimate_ms'] / 1000:.2f} s "
-         f"({result['serial_estimate_over_round']:g}x the round)"),
-        f"  latency reported in the round: {latencies}",
-        (f"  http server: {server['requests']} requests over {server['new_connections']} new connections "
-         f"({server['new_connections_per_round']:g} per round), peak {server['peak_in_flight']} in flight"),
+        (f"probe round, {result['rounds']} rounds per size (median, p95), HTTP answering in "
+         f"{result['http_delay_ms']:g} ms; baseline: the slowest single probe, measured just before each size"),
+        (f"  {'targets':>7}  {'http/redis/pg':>13}  {'median':>9}  {'p95':>9}  {'baseline':>15}  {'ratio':>6}  "
+         f"{'sum of latencies':>16}  {'serial est.':>11}"),
     ]
-    if result["not_ok"] or result["single_not_ok"]:
-        by_status = ", ".join(f"{n} {s}" for s, n in result["not_ok_by_status"].items()) or "none"
-        lines.append(f"  WARNING: {result['not_ok']} of {result['readings']} readings not ok ({by_status}), "
-                     f"{result['single_not_ok']} in the baseline; first: {result['first_problem']}")
-        for cause, n in list(result["not_ok_causes"].items())[:4]:
-            lines.append(f"    {n:5d} x {cause}")
-        for cause, n in list(result["single_not_ok_causes"].items())[:2]:
-            lines.append(f"    {n:5d} x {cause} (baseline)")
+    for s in result["sizes"]:
+        t = s["targets"]
+        mix = f"{t['http']}/{t['redis']}/{t['postgres']}"
+        baseline = f"{s['slowest_single_median_ms']:.1f} ms {s['slowest_single_kind']}"
+        lines.append(
+            f"  {t['total']:>7}  {mix:>13}  {s['round_median_ms']:>6.1f} ms  {s['round_p95_ms']:>6.1f} ms  "
+            f"{baseline:>15}  {s['ratio_round_over_slowest']:>5.2f}x  "
+            f"{s['sum_of_probe_latencies_ms'] / 1000:>6.2f} s ({s['sum_over_round']:>4.0f}x)  "
+            f"{s['serial_estimate_ms'] / 1000:>6.2f} s")
+    lines.append(f"  ratio = round median / slowest single probe (goal: under {result['goal_ratio']:g}x); "
+                 "sum and serial estimate show the round is not a sum")
+    for s in result["sizes"]:
+        t = s["targets"]
+        singles = ", ".join(f"{k} {v:.1f}" for k, v in s["single_median_ms"].items())
+        latencies = ", ".join(f"{k} {v['median_ms']:.1f}/{v['max_ms']:.1f}"
+                              for k, v in s["latency_by_kind_ms"].items())
+        server = s["http_server"]
+        lines.append(
+            f"  {t['total']:>4}: singles {singles} ms; in the round (median/max) {latencies} ms; http server "
+            f"{server['new_connections_per_round']:g} new connections per round, peak {server['peak_in_flight']} "
+            "in flight")
+    lines.append(f"  PostgreSQL: at most {pg['cap']} probe connections (max_connections {pg['max_connections']}, "
+                 f"{pg['in_use']} in use at the start); open files limit {result['fd_limit']}")
+    if result["not_ok"]:
+        for s in result["sizes"]:
+            if not (s["not_ok"] or s["single_not_ok"]):
+                continue
+            by_status = ", ".join(f"{n} {st}" for st, n in s["not_ok_by_status"].items()) or "none"
+            lines.append(f"  WARNING {s['targets']['total']} targets: {s['not_ok']} of {s['readings']} readings "
+                         f"not ok ({by_status}), {s['single_not_ok']} in the baseline; first: {s['first_problem']}")
+            for cause, n in list(s["not_ok_causes"].items())[:4]:
+                lines.append(f"    {n:5d} x {cause}")
+            for cause, n in list(s["single_not_ok_causes"].items())[:2]:
+                lines.append(f"    {n:5d} x {cause} (baseline)")
         lines.append("  the figures above are misleading while probes fail")
     else:
         lines.append(f"  all {result['readings']} readings ok")
     return "\n".join(lines)
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not sizes or any(n < 3 for n in sizes):
+        raise argparse.ArgumentTypeError("every size must be at least 3 (one target of each kind)")
+    return sizes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (default 5)")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per size (default 5)")
+    parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES),
+                        help="comma-separated target counts (default 10,100,500)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--save", metavar="PATH", help="also write the figures as JSON to PATH")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
     redis_url = os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS_URL
     database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+    # About two sockets per target (the probe's and, for HTTP, the server's), plus headroom.
+    needed = 2 * max(args.sizes) + 256
+    limit = raise_fd_limit()
+    if limit != -1 and limit < needed:
+        print(f"probe_round: {max(args.sizes)} targets need about {needed} open files, the limit is "
+              f"{limit} (raise the hard limit: ulimit -Hn)", file=sys.stderr)
+        return 1
 
     server = HealthServer(HTTP_DELAY_S)
     try:
@@ -552,6 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
 
+    if args.save:
+        pathlib.Path(args.save).write_text(json.dumps(result) + "\n")
     if "errors" in result:
         for problem in result["errors"]:
             print(f"probe_round: {problem}", file=sys.stderr)
