@@ -541,9 +541,10 @@ def _execute(args: argparse.Namespace, cfg, env, plan, store, resume) -> int:
         prompter = engine.HeadlessPrompter(plan.environment, yes=args.yes, confirm_env=args.confirm_env,
                                            on_failure=args.on_failure or "abort", note=args.note, write=write)
 
-    def stop(signum, frame):  # SIGTERM (a closed terminal, a supervisor) ends the run like Ctrl-C: resumable
+    def stop(signum, frame):  # SIGHUP (a closed terminal), SIGTERM (a supervisor) end the run like Ctrl-C: resumable
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     write(f"Plan fingerprint: {plan.fingerprint}")
     runner = engine.Engine(plan, store, cfg, env, prompter, take_over=args.take_over)
 
