@@ -309,8 +309,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from opsconsole.ui.app import load_and_create
 
     # Config, theme and keymap errors are raised here, before the screen takes over.
-    load_and_create(args.config, args.env, read_only=args.read_only).run()
-    return 0
+    app = load_and_create(args.config, args.env, read_only=args.read_only)
+    app.run()
+    return app.return_code or 0  # 130 after a hang-up or SIGTERM
 
 
 def _size(text: str) -> tuple[int, int]:

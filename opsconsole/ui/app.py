@@ -8,6 +8,7 @@ event loop (the probes are async), so keys keep answering whatever the network d
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
@@ -125,6 +126,24 @@ class OpsConsole(App[None]):
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
         self._watch(self.environment)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._hang_up)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), no such signal
+                pass
+
+    def _hang_up(self) -> None:
+        """The terminal closed (SIGHUP) or a supervisor stops us (SIGTERM): without this the process dies on the
+        spot and a running step's command lives on, orphaned, while the journal calls the run interrupted. Stop
+        every run the way `a` does (its command tree killed, the run journaled resumable), then quit; the
+        process waits for the engine to finish recording before it exits."""
+        from opsconsole.ui.screens.run import RunScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, RunScreen):
+                screen.cancel.set()
+        self.exit(return_code=130)
 
     async def on_unmount(self) -> None:
         if self.monitor is not None:
@@ -263,8 +282,9 @@ class OpsConsole(App[None]):
                 continue
             severity = {"crit": "error", "warn": "warning"}.get(r.status.value, "information")
             detail = f": {r.error}" if r.error else (f": {r.reasons[0]}" if r.reasons else "")
+            # markup=False: names and errors come from servers ("api/[/]" would raise, "[@click=...]" would act).
             self.notify(f"{r.name}: {before.status.value} → {r.status.value}{detail}", severity=severity,
-                        timeout=10 if r.status is Status.CRIT else 5)
+                        timeout=10 if r.status is Status.CRIT else 5, markup=False)
             ring = ring or r.status is Status.CRIT
         if ring and self.config.bell:
             self.bell()
@@ -372,7 +392,7 @@ class OpsConsole(App[None]):
         try:
             book = runbook_mod.load(path)
         except UserError as exc:
-            self.notify(str(exc), title="invalid runbook", severity="error", timeout=15)
+            self.notify(str(exc), title="invalid runbook", severity="error", timeout=15, markup=False)
             return
         if not book.params:
             self.plan_runbook(book, {})
@@ -423,7 +443,7 @@ class OpsConsole(App[None]):
         try:
             book = action_runbook(actions.parse(text), self.environment)
         except UserError as exc:
-            self.notify(str(exc), title="cannot plan", severity="error", timeout=15)
+            self.notify(str(exc), title="cannot plan", severity="error", timeout=15, markup=False)
             return
         self.plan_runbook(book, {})
 
@@ -436,7 +456,7 @@ class OpsConsole(App[None]):
         try:
             plan = build_plan(self.config, self.environment, book, values, read_only=self.read_only)
         except UserError as exc:
-            self.call_from_thread(self.notify, str(exc), title="cannot plan", severity="error", timeout=20)
+            self.call_from_thread(self.notify, str(exc), title="cannot plan", severity="error", timeout=20, markup=False)
             return
         self.call_from_thread(self.push_screen, RunScreen(plan, resume=resume))
 
@@ -474,7 +494,7 @@ class OpsConsole(App[None]):
         try:
             environment = self.config.environment(name)
         except UserError as exc:
-            self.notify(str(exc), title=f"cannot switch to {name}", severity="error", timeout=15)
+            self.notify(str(exc), title=f"cannot switch to {name}", severity="error", timeout=15, markup=False)
             return
         while len(self.screen_stack) > 1:
             self.pop_screen()
