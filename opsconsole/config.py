@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from opsconsole import masking, thresholds
 from opsconsole.errors import ConfigError
@@ -41,8 +43,11 @@ url = "${REDIS_URL:-redis://localhost:6379/0}"
 _OPSCONSOLE_KEYS = {"refresh", "timeout", "runbooks", "journal", "journal_retry", "default_environment", "theme",
                     "bell"}
 _ENV_KEYS = {"provider", "protection", "read_only", "services", "queues", "thresholds", "provider_options", "secrets"}
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*\Z")  # \Z: `$` also matches before a final "\n"
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+# Deeper than any real config needs (environments.X.services.Y.thresholds.depth.warn is 7); walking a deeper
+# one recursively would overflow Python's stack.
+_MAX_DEPTH = 32
 
 # URL schemes each kind accepts; the kind is inferred from the scheme when left out.
 _SCHEMES: dict[str, tuple[str, ...]] = {
@@ -202,6 +207,13 @@ def _check_url(config: Config, kind: str, url: str, path: tuple[str, ...]) -> No
     if scheme not in allowed:
         shown = masking.redact_url(url)
         config._fail(f"{kind} url must start with {' or '.join(s + '://' for s in allowed)}, got {shown!r}", *path)
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # libpq's host1:5432,host2:5432 is not one URL authority
+            parts.port
+    except ValueError as exc:  # a port out of range or not a number, a broken [IPv6] host
+        why = str(exc)
+        config._fail(f"{kind} url {masking.redact_url(url)!r}: {why[:1].lower() + why[1:]}", *path)
     if kind == "tcp":
         hostport = url.split("://", 1)[1].rstrip("/")
         host, _, port = hostport.rpartition(":")
@@ -209,19 +221,49 @@ def _check_url(config: Config, kind: str, url: str, path: tuple[str, ...]) -> No
             config._fail(f"tcp url needs host:port, got {hostport!r}", *path)
 
 
-def load_env_values(base_dir: Path, environment: str) -> dict[str, str]:
-    """`.env`, then `.env.<environment>` over it, then the process environment over both."""
+def load_env_values(base_dir: Path, environment: str | None) -> dict[str, str]:
+    """`.env`, then `.env.<environment>` over it (unless None), then the process environment over both."""
+    import io
+
     from dotenv import dotenv_values  # small, but only needed when resolving
 
     values: dict[str, str] = {}
-    for filename in (".env", f".env.{environment}"):
+    for filename in (".env", f".env.{environment}") if environment is not None else (".env",):
         path = base_dir / filename
-        if path.is_file():
-            for key, value in dotenv_values(path).items():
+        try:
+            present = path.is_file()
+        except OSError as exc:
+            import errno
+
+            if exc.errno != errno.ENAMETOOLONG:  # an environment name too long for a file name: no such file
+                raise ConfigError(f"cannot read: {exc.strerror or exc}", path) from None
+            present = False
+        if present:
+            for key, value in dotenv_values(stream=io.StringIO(_env_text(path))).items():
                 if value is not None:
                     values[key] = value
     values.update(os.environ)
     return values
+
+
+def _env_text(path: Path) -> str:
+    """A `.env` file's text. A line python-dotenv would skip with a warning of its own is a mistake with its line:
+    an unclosed quote there silently swallows the lines after it."""
+    import io
+
+    from dotenv.parser import parse_stream
+
+    text = _read_utf8(path, "cannot read", "a .env file holds NAME=value lines")
+    at = 0  # where the binding starts in `text`
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            # Not binding.original.line: python-dotenv counts a lone \r as a line end too, and starts the
+            # binding at the blank lines before the line at fault.
+            start = at + len(binding.original.string) - len(binding.original.string.lstrip())
+            raise ConfigError("cannot parse this line: expected NAME=value (with any quote closed)", path,
+                              text.count("\n", 0, start) + 1)
+        at += len(binding.original.string)
+    return text
 
 
 def _interpolate(node: Any, path: tuple[str, ...], values: Mapping[str, str], config: Config) -> Any:
@@ -269,15 +311,19 @@ def load(explicit: str | None = None) -> Config:
     path = discover(explicit)
     if path is None:
         return parse(BUILTIN_TOML, None, Path.cwd())
+    return parse(_read_utf8(path, "cannot read config", "a config is a TOML file"), path, path.resolve().parent)
+
+
+def _read_utf8(path: Path, cannot: str, what_it_is: str) -> str:
+    """A file's text, or one ConfigError: `cannot: why` when unreadable, the line of the first bad byte if not UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror or exc}", path) from None
+        raise ConfigError(f"{cannot}: {exc.strerror or exc}", path) from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError("not UTF-8 text (a config is a TOML file)", path, data.count(b"\n", 0, exc.start) + 1) from None
-    return parse(text, path, path.resolve().parent)
+        raise ConfigError(f"not UTF-8 text ({what_it_is})", path, data.count(b"\n", 0, exc.start) + 1) from None
 
 
 def parse(text: str, path: Path | None, base_dir: Path) -> Config:
@@ -293,10 +339,23 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
         if "end of document" in message:
             line = line or text.count("\n") + 1
         raise ConfigError(f"TOML syntax error: {message[:1].lower() + message[1:]}", source, line) from None
+    except ValueError as exc:  # not a TOMLDecodeError: int() refusing an integer of more than 4300 digits
+        m = re.search(r"[0-9_]{%d,}" % sys.get_int_max_str_digits(), text)
+        if m is None:
+            raise ConfigError(f"TOML syntax error: {exc}", source) from None
+        raise ConfigError(f"an integer of more than {sys.get_int_max_str_digits()} digits", source,
+                          text.count("\n", 0, m.start()) + 1) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"arrays or inline tables nested deeper than {_MAX_DEPTH} levels", source,
+                          _deep_line(text)) from None
     lines = KeyLines(text)
 
     def fail(message: str, *key: str) -> None:
         raise ConfigError(message, source, lines.line(*key))
+
+    deep = _too_deep(raw)
+    if deep is not None:
+        fail(f"tables or arrays nested deeper than {_MAX_DEPTH} levels", *deep)
 
     unknown = sorted(set(raw) - {"opsconsole", "environments", "thresholds", "keymap"})
     if unknown:
@@ -310,7 +369,8 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
 
     def positive(key: str, default: float) -> float:
         value = settings.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        # nan and inf are floats too (TOML has them), and an integer of 400 digits is no float at all
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= sys.float_info.max:
             fail(f"{key} must be a positive number of seconds, got {value!r}", "opsconsole", key)
         return float(value)
 
@@ -363,6 +423,46 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
         lines=lines,
         base_dir=base_dir,
     )
+
+
+def _too_deep(raw: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The key path (for its line) of a value nested deeper than _MAX_DEPTH, walked without recursion."""
+    stack: list[tuple[Any, tuple[str, ...], int]] = [(raw, (), 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return path
+        if isinstance(node, Mapping):
+            stack.extend((v, path + (str(k),), depth + 1) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, path, depth + 1) for v in node)
+    return None
+
+
+def _deep_line(text: str) -> int | None:
+    """The line where brackets outside strings first nest deeper than _MAX_DEPTH (tomllib gave up without one)."""
+    depth = 0
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): TOML lines end at \n only
+        quote, escaped = None, False
+        for ch in line:
+            if quote:
+                if escaped:
+                    escaped = False
+                elif ch == "\\" and quote == '"':
+                    escaped = True
+                elif ch == quote:
+                    quote = None
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > _MAX_DEPTH:
+                    return number
+            elif ch in "]}":
+                depth -= 1
+    return None
 
 
 def _validate_environment(name: str, env: Any, fail: Any) -> None:

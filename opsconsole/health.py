@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from opsconsole import masking
@@ -145,7 +146,16 @@ class Round:
         return worst(r.status for r in self.readings)
 
     def reading(self, name: str) -> Reading | None:
-        return next((r for r in self.readings if r.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, Reading]:
+        # An index, not a scan per lookup: the dashboard looks up every member of the last round, and a health body
+        # with 20 000 sub-services made that 400 million comparisons, seconds of a frozen UI every round.
+        index: dict[str, Reading] = {}
+        for r in self.readings:
+            index.setdefault(r.name, r)
+        return index
 
 
 TREND_WINDOW_S = 300.0  # the trend looks back this far (and at least at the previous round)

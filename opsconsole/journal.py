@@ -211,13 +211,9 @@ def spec_for(config: Config) -> str | None:
     if not value:
         return None
     if "${" in value:
-        values: dict[str, str] = {}
-        env_file = config.base_dir / ".env"
-        if env_file.is_file():
-            from dotenv import dotenv_values
+        from opsconsole.config import load_env_values
 
-            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        values.update(os.environ)
+        values = load_env_values(config.base_dir, None)  # not per environment: one journal for them all
 
         def substitute(m: re.Match[str]) -> str:
             if values.get(m["name"]):

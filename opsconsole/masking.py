@@ -16,16 +16,32 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 
 # user:password@ inside any URL-ish text, whatever the scheme.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s/]*)@")
+# The lookbehind starts a scheme only where a word starts: without it a long run of letters is rescanned from
+# each of its positions (quadratic: a 50 KB line took 20 s).
+_URL_PASSWORD = re.compile(r"(?<![a-zA-Z0-9+.\-])(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s/]*)@")
 # password=... in libpq keyword strings and URL query strings.
 _KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<value>'[^']*'|[^\s&]+)", re.IGNORECASE)
 
 
 def register(value: str | None) -> None:
-    """Remember a secret value so `mask` hides it wherever it appears."""
+    """Remember a secret value so `mask` hides it wherever it appears, in the spellings it takes there too."""
     if value:
+        forms = _spellings(value)
         with _lock:
             _secrets.add(value)
+            _secrets.update(forms)
+
+
+def _spellings(value: str) -> set[str]:
+    """How `value` is written once quoted into a command (a `{{ secret }}` in a block) or a JSON string, where
+    that does not contain the value itself: `a'b` becomes `'a'"'"'b'`, a line break `$'a\\nb'`, so hiding only
+    the raw value would show the pieces around the quotes."""
+    import json
+    import shlex
+
+    from opsconsole.templating import shell_word
+
+    return {form for form in (shlex.quote(value), shell_word(value), json.dumps(value)[1:-1]) if value not in form}
 
 
 def register_url(url: str | None) -> None:
@@ -64,3 +80,21 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return mask(urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{netloc}")))
+
+
+# C0 controls but tab and newline, DEL and the C1 controls (U+009B is a CSI on its own): text from servers,
+# commands and params that would move the cursor, clear or retitle the terminal if printed raw.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# The same and tab and newline too: for a name or a message that must stay on its own line (a sub-service name
+# holding a line break would forge a row of `check`'s table).
+_CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, one_line: bool = False) -> str:
+    """`mask(text)` fit for a terminal: control characters shown as \\xNN escapes, never sent raw; with
+    `one_line`, tabs and line breaks as well."""
+    text = mask(text)
+    control = _CONTROL_ONE_LINE if one_line else _CONTROL
+    if not text or not control.search(text):
+        return text
+    return control.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -139,7 +139,7 @@ def table(rnd: Round) -> str:
     rows = [("STATUS", "NAME", "KIND", "LATENCY", "DETAIL")]
     for r in rnd.readings:
         name = f"  {r.name}" if r.parent else r.name
-        rows.append((r.status.value, name, r.kind, _latency(r), summary(r)))
+        rows.append(tuple(masking.printable(cell) for cell in (r.status.value, name, r.kind, _latency(r), summary(r))))
     if len(rows) == 1:
         return header + "\n(nothing to probe: add services or queues with a kind and url)"
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -147,4 +147,4 @@ def table(rnd: Round) -> str:
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)] + [row[4]]
         lines.append("  ".join(cells).rstrip())
-    return masking.mask("\n".join(lines))
+    return masking.printable("\n".join(lines))

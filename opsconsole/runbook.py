@@ -245,6 +245,11 @@ class _Reader:
         import yaml
 
         source = "\n".join(self.lines[1:end])
+
+        def line_of(mark: Any) -> int:
+            # The file's line: PyYAML's mark.line also counts \x85, \u2028 and \u2029 as line breaks.
+            return 2 + source.count("\n", 0, mark.index)
+
         loader = None
         try:
             loader = yaml.SafeLoader(source)  # checks the characters already
@@ -253,15 +258,15 @@ class _Reader:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             if mark is not None:
-                line = 2 + mark.line
+                line = line_of(mark)
             else:
                 line = 2 + source.count("\n", 0, getattr(exc, "position", 0) or 0)
             problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
             context = getattr(exc, "context", None)
             self.problems.add(f"front matter is not valid YAML: {problem}" + (f" ({context})" if context else ""), line)
             return {}, end + 1
-        except RecursionError:
-            self.problems.add("front matter is nested too deeply", 2)
+        except RecursionError:  # where the reader had got to: inside the nesting
+            self.problems.add("front matter is nested too deeply", line_of(loader.get_mark()) if loader else 2)
             return {}, end + 1
         finally:
             if loader is not None:
@@ -269,7 +274,7 @@ class _Reader:
         if data is None:
             return {}, end + 1
         if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-            self.problems.add("front matter must be a mapping (title: ..., params: ...)", 2)
+            self.problems.add("front matter must be a mapping (title: ..., params: ...)", line_of(node.start_mark))
             return {}, end + 1
         meta = dict(data)
         meta["_lines"] = {}
@@ -277,10 +282,10 @@ class _Reader:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if key is None:
                 continue
-            meta["_lines"][key] = 2 + key_node.start_mark.line
+            meta["_lines"][key] = line_of(key_node.start_mark)
             if key == "params" and isinstance(value_node, yaml.MappingNode):
                 meta["_lines"]["params."] = {
-                    str(k.value): 2 + k.start_mark.line for k, _ in value_node.value if isinstance(k, yaml.ScalarNode)
+                    str(k.value): line_of(k.start_mark) for k, _ in value_node.value if isinstance(k, yaml.ScalarNode)
                 }
         return meta, end + 1
 

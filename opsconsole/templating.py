@@ -190,6 +190,8 @@ def sh_contexts(parts: list[str | Ref], errors: list[TemplateError] | None = Non
             raise TemplateError(message, offset)
         errors.append(TemplateError(message, offset))
 
+    if not any(isinstance(part, Ref) for part in parts):
+        return []  # contexts and refusals exist only at placeholders: a long literal block need not be walked
     stack = [_Frame("code")]
     heredocs: list[tuple[str, bool]] = []  # pending (delimiter, strip tabs) until the line ends
     heredoc_line: list[str] = []

@@ -203,5 +203,5 @@ def printer(stream=None) -> Callable[[str], None]:
     out = stream or sys.stdout
 
     def write(line: str) -> None:
-        print(masking.mask(line), file=out, flush=True)
+        print(masking.printable(line), file=out, flush=True)
     return write

@@ -6,6 +6,7 @@ depth above 1000, memory above 80 %, more than 3 consecutive failed checks. The 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,10 +80,12 @@ class ThresholdError(ValueError):
 def parse_threshold(value: Any, path: tuple[str, ...]) -> Threshold:
     """`1000` means crit above 1000; `{warn = 500, crit = 1000}` sets both."""
     def number(v: Any, where: tuple[str, ...]) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:  # nan: nothing is ever above it
             raise ThresholdError(f"threshold must be a number, not {v!r}", where)
         if v < 0:
             raise ThresholdError(f"threshold must not be negative, got {v}", where)
+        if isinstance(v, int) and v > sys.float_info.max:  # float() would raise OverflowError
+            raise ThresholdError(f"threshold is too large ({len(str(v))} digits)", where)
         return float(v)
 
     if isinstance(value, Mapping):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 
-_HEADER = re.compile(r"^\s*\[\[?\s*(?P<name>[^\]]+?)\s*\]\]?\s*(#.*)?$")
+# No two parts of it can take the same characters, so a line that is no header fails in linear time
+# (`\s*(?P<name>[^\]]+?)\s*` took 12 s on `[` and 3 000 spaces in a multi-line array). _split_key drops the blanks.
+_HEADER = re.compile(r"^\s*\[\[?(?P<name>[^\]]+)\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*(?P<key>(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"]*"|'[^']*'))*)\s*=""")
 _INLINE_KEY = re.compile(r"""(?P<key>[A-Za-z0-9_\-]+|"[^"]*"|'[^']*')\s*=\s*""")
 
 Path_ = tuple[str, ...]
+_DEEPEST = 64
 
 
 def _split_key(key: str) -> Path_:
@@ -70,7 +73,8 @@ class KeyLines:
         self._lines: dict[Path_, int] = {}
         table: Path_ = ()
         in_multiline: str | None = None
-        for number, raw in enumerate(text.splitlines(), start=1):
+        # TOML lines end at \n only: splitlines() would also split at \x85 or \u2028 in a comment or a string.
+        for number, raw in enumerate(text.split("\n"), start=1):
             if in_multiline:
                 if in_multiline in raw:
                     in_multiline = None
@@ -78,7 +82,9 @@ class KeyLines:
             header = _HEADER.match(raw)
             if header:
                 table = _split_key(header["name"])
-                for end in range(1, len(table) + 1):  # [a.b.c] also places a and a.b
+                # [a.b.c] also places a and a.b; a header deeper than _DEEPEST (config refuses it) places its top
+                # only: every prefix of a 20 000-part header would be 200 million tuple items.
+                for end in range(1, min(len(table), _DEEPEST) + 1):
                     self._lines.setdefault(table[:end], number)
                 continue
             key = _KEY.match(raw)

@@ -159,7 +159,7 @@ def describe(exc: BaseException, where: str | None = None) -> str:
         text = type(exc).__name__
     if len(text) > 300:
         text = text[:297] + "..."
-    return masking.mask(text)
+    return masking.printable(text)
 
 
 def _probe_for(kind: str) -> Callable[[Target, Clients], Awaitable[Observation]]:

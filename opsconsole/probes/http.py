@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any
 
+from opsconsole import masking
 from opsconsole.config import Target
 from opsconsole.health import Child, Observation, Status, timed_out
 from opsconsole.probes import Clients, WireTiming, describe, host_port
@@ -37,7 +39,14 @@ def sub_status(value: Any) -> Status:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else None  # NaN and 1e400 (inf) would make `check --json` invalid JSON
+
+
+def _shown(value: Any, limit: int) -> str:
+    """Text from the server (body, reason phrase, Location) as it may be shown: the server chose it, so its
+    control characters are escaped, line breaks too (one member, one line)."""
+    return masking.printable(str(value)[:limit], one_line=True)
 
 
 def unfold(body: Any) -> tuple[list[tuple[Status, str]], tuple[Child, ...]]:
@@ -56,14 +65,28 @@ def unfold(body: Any) -> tuple[list[tuple[Status, str]], tuple[Child, ...]]:
                 status = sub_status(raw)
                 detail = sub.get("error") or sub.get("message")
                 children.append(Child(
-                    name=str(name)[:80],
+                    name=_shown(name, 80),
                     status=status,
                     latency_ms=_number(sub.get("latency", sub.get("latency_ms"))),
-                    detail=str(detail)[:200] if detail else (f"status {raw!r}"[:200] if status is Status.UNKNOWN else None),
+                    detail=_shown(detail, 200) if detail else (_shown(f"status {raw!r}", 200) if status is Status.UNKNOWN else None),
                 ))
             else:
-                children.append(Child(name=str(name)[:80], status=sub_status(sub)))
+                children.append(Child(name=_shown(name, 80), status=sub_status(sub)))
     return findings, tuple(children)
+
+
+async def _read_at_most(stream: Any, limit: int) -> bytes:
+    """The body up to `limit` bytes. One `read(limit)` returns what has arrived so far (often 64 KiB), which cut a
+    valid 100 KB health body into "not valid JSON"."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 async def probe_http(target: Target, clients: Clients) -> Observation:
@@ -78,7 +101,7 @@ async def probe_http(target: Target, clients: Clients) -> Observation:
     t0 = time.perf_counter()
     try:
         async with session.get(target.url or "", allow_redirects=False, trace_request_ctx=timing) as response:
-            raw = await response.content.read(_MAX_BODY)
+            raw = await _read_at_most(response.content, _MAX_BODY)
             code, reason = response.status, response.reason or ""
             content_type = response.headers.get("Content-Type", "")
             location = response.headers.get("Location", "?")
@@ -89,15 +112,15 @@ async def probe_http(target: Target, clients: Clients) -> Observation:
     latency = timing.latency_ms() or (time.perf_counter() - t0) * 1000
     findings: list[tuple[Status, str]] = []
     if code >= 400:
-        findings.append((Status.CRIT, f"HTTP {code} {reason}".strip()))
+        findings.append((Status.CRIT, f"HTTP {code} {_shown(reason, 200)}".strip()))
     elif code >= 300:
-        findings.append((Status.WARN, f"HTTP {code} redirect to {location}"))
+        findings.append((Status.WARN, f"HTTP {code} redirect to {_shown(location, 200)}"))
     children: tuple[Child, ...] = ()
     text = raw.decode("utf-8", errors="replace")
     if "json" in content_type or text.lstrip().startswith("{"):
         try:
             body = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
             if "json" in content_type:
                 findings.append((Status.WARN, "health body is not valid JSON"))
         else:

@@ -39,7 +39,9 @@ def _list_count(length: int, last: Any) -> int:
 
 
 def _missing(kind: str, where: str) -> tuple[tuple[Status, str], ...]:
-    return ((Status.OK, f"no {kind} queue {where} in this Redis (check name, prefix and db)"),)
+    # `where` is the configured name: escaped, so a line break in it cannot start a row of its own.
+    return ((Status.OK, f"no {kind} queue {masking.printable(where, one_line=True)} in this Redis (check name, "
+                        "prefix and db)"),)
 
 
 def _queue_key(target: Target) -> tuple[str, str]:
@@ -185,6 +187,13 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
     if status == 401:
         return Observation(error="management API refused the credentials (HTTP 401): check the user and "
                                  "password in the url")
+    if isinstance(body, list) and queue in (".", ".."):
+        # A path resolves `.` and `..` (the client and RabbitMQ both, however they are quoted): such a queue is only
+        # reachable in the list the path lands on, its vhost's or every vhost's.
+        body = next((q for q in body if isinstance(q, dict) and q.get("name") == queue and q.get("vhost") == vhost),
+                    None)
+        if body is None:
+            status = 404
     if status == 404:
         metrics = {"depth": 0, "paused": False, "counts": {"ready": 0, "unacknowledged": 0, "messages": 0}}
         return Observation(metrics=metrics, findings=((Status.OK, f"no queue {queue!r} in vhost {vhost!r} "

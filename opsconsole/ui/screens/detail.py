@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
-from opsconsole import report
+from opsconsole import masking, report
 from opsconsole.health import Reading, Round
 from opsconsole.ui.widgets.header import EnvHeader
 from opsconsole.ui.widgets.panel import status_text, trend_series
@@ -26,6 +26,11 @@ def _value(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items())
     return str(value)
+
+
+def _cell(text: str) -> Text:
+    """A table cell that is exactly `text`: never read as markup, control characters and line breaks escaped."""
+    return Text(masking.printable(text, one_line=True))
 
 
 def _flatten(metrics: dict[str, Any]) -> list[tuple[str, str]]:
@@ -96,22 +101,26 @@ class MemberDetail(Screen[None]):
         problem = reading.error or "\n".join(reading.reasons)
         if reading.error and reading.consecutive_failures:
             problem += f"  (failed {reading.consecutive_failures}× in a row)"
-        self.query_one("#problem", Static).update(problem)
+        self.query_one("#problem", Static).update(masking.printable(problem))
 
         rows = [("status", reading.status.value), ("checked", reading.checked_at.astimezone().strftime("%H:%M:%S"))]
         if reading.latency_ms is not None:
             rows.append(("latency_ms", f"{reading.latency_ms:.2f}"))
         rows += _flatten(dict(reading.metrics))
-        rows += [(f"{c.name.split('/', 1)[1]}", f"{c.status.value}" + ("" if c.latency_ms is None else f" {c.latency_ms:.0f} ms"))
-                 for c in children]
+        cells = [(key, key, value) for key, value in rows]
+        # A sub-service's row is keyed by its full name (api/db): the server names it, and a sub-service called
+        # `status` must not overwrite the member's own status row.
+        cells += [(c.name, c.name.split("/", 1)[1], c.status.value + ("" if c.latency_ms is None else f" {c.latency_ms:.0f} ms"))
+                  for c in children]
         table = self.query_one("#metrics", DataTable)
         keep = set()
-        for key, value in rows:
+        for key, label, value in cells:
             keep.add(key)
+            # Text, not str: a DataTable reads a str cell as markup, and these come from servers (escaped too).
             if key in table.rows:
-                table.update_cell(key, "value", value)
+                table.update_cell(key, "value", _cell(value))
             else:
-                table.add_row(key, value, key=key)
+                table.add_row(_cell(label), _cell(value), key=key)
         for row_key in list(table.rows):
             if row_key.value not in keep:
                 table.remove_row(row_key)
@@ -130,4 +139,4 @@ class MemberDetail(Screen[None]):
         table.clear()  # a bounded log, not live cells: newest first, at most HISTORY_ROWS rows
         for r in recent:
             table.add_row(r.checked_at.astimezone().strftime("%H:%M:%S"), r.status.value,
-                          "-" if r.latency_ms is None else f"{r.latency_ms:.1f} ms", report.summary(r))
+                          "-" if r.latency_ms is None else f"{r.latency_ms:.1f} ms", _cell(report.summary(r)))

@@ -68,6 +68,12 @@ def shown_location(location: str) -> str:
     return "~" + location[len(home):] if location.startswith(home + os.sep) else location
 
 
+def _cell(text: str) -> Text:
+    """A table cell that is exactly `text`. Text, not str: a DataTable reads a str cell as markup, and a runbook's
+    file name, a git user.name ("[/]ann" raised MarkupError and took the app down) or a host name are anyone's."""
+    return Text(masking.printable(text, one_line=True))
+
+
 def status_text(status: str, variables: dict[str, str]) -> Text:
     """A run status, coloured from the theme; an interrupted run stands out (it waits to be resumed)."""
     ok, warn, crit = (variables.get(k, "") for k in ("status-ok", "status-warn", "status-crit"))
@@ -108,14 +114,14 @@ def step_detail(step: StepRecord, tz: Any = None, planned: str = "") -> Text:
     `planned` (the step's blocks from the plan) is shown when the attempt journaled no command yet."""
     mark, style = STEP_MARK.get(step.status, ("?", ""))
     out = Text()
-    out.append(f"{mark} {step.index}. {step.title}  ", style="bold")
+    out.append(masking.printable(f"{mark} {step.index}. {step.title}  ", one_line=True), style="bold")
     out.append(step.status, style=style)
     out.append(f" · attempt {step.attempt}\n")
     out.append(f"started {local_time(step.started_at, tz)} · ended {local_time(step.ended_at, tz)}\n", style="dim")
 
     def section(title: str, body: str) -> None:
         out.append(f"\n{title}\n", style="bold underline")
-        out.append(masking.mask(body).rstrip("\n") + "\n")
+        out.append(masking.printable(body).rstrip("\n") + "\n")
 
     if step.commands:
         section("commands", "\n".join(f"$ {c}" for c in step.commands))
@@ -144,7 +150,7 @@ def run_summary(record: RunRecord, tz: Any = None) -> str:
         f"started {local_time(record.started_at, tz)} · ended {local_time(record.ended_at, tz)} · "
         f"{record.steps_done}/{record.steps_total} steps done · params {params}",
     ]
-    return masking.mask("\n".join(lines))
+    return masking.printable("\n".join(lines))
 
 
 # --- resuming --------------------------------------------------------------------------------------------------
@@ -158,9 +164,9 @@ def resume_run(screen: Screen[Any], record: RunRecord, report: Any = None) -> No
     say = report or (lambda text, error=False: None)
 
     def refuse(text: str) -> None:
-        text = masking.mask(text)
+        text = masking.printable(text)
         say(text, True)
-        app.notify(text, title="cannot resume", severity="error", timeout=20)
+        app.notify(text, title="cannot resume", severity="error", timeout=20, markup=False)
 
     if app.read_only:
         refuse(f"{app.environment.name} is read-only here: runs cannot be resumed")
@@ -228,13 +234,14 @@ def announce_interrupted(app: OpsConsole) -> None:
             with journal_mod.open_for_config(app.config) as store:
                 runs = resume_mod.interrupted_runs(store, environment)
         except UserError as exc:
-            app.call_from_thread(app.notify, masking.mask(str(exc)), title="journal unavailable",
-                                 severity="warning", timeout=15)
+            app.call_from_thread(app.notify, masking.printable(str(exc)), title="journal unavailable",
+                                 severity="warning", timeout=15, markup=False)
             return
         text = resume_mod.banner(runs, environment)
         if text:
-            app.call_from_thread(app.notify, masking.mask(text), title="interrupted run", severity="warning",
-                                 timeout=30)
+            # markup=False: the banner names the runbook and the user, anyone's text ("[/]ann" would raise).
+            app.call_from_thread(app.notify, masking.printable(text), title="interrupted run", severity="warning",
+                                 timeout=30, markup=False)
 
     app.run_worker(look, thread=True, exit_on_error=False, group="journal-banner", name="look for interrupted runs")
 
@@ -323,14 +330,14 @@ class JournalScreen(Screen[None]):
                 runs = store.runs(limit=LIMIT, environment=environment)
                 location = store.location
         except UserError as exc:
-            self.post_message(self.LoadFailed(masking.mask(str(exc))))
+            self.post_message(self.LoadFailed(masking.printable(str(exc))))
             return
         self.post_message(self.Loaded(runs, location, environment))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
-            self._status(masking.mask(f"{event.worker.name}: {type(error).__name__}: {error}"), error=True)
+            self._status(masking.printable(f"{event.worker.name}: {type(error).__name__}: {error}"), error=True)
 
     def on_journal_screen_load_failed(self, event: LoadFailed) -> None:
         self.loads += 1
@@ -350,7 +357,7 @@ class JournalScreen(Screen[None]):
         if interrupted:
             count += f", {interrupted} interrupted"
         self.query_one("#journal-title", Static).update(
-            masking.mask(f"Journal · {scope} · {count} · {shown_location(event.location)}"))
+            masking.printable(f"Journal · {scope} · {count} · {shown_location(event.location)}"))
         if self._sticky:
             pass  # a refusal stays until the user acts again
         elif not event.runs:
@@ -400,9 +407,9 @@ class JournalScreen(Screen[None]):
         cells: dict[str, Any] = {"started": local_time(record.started_at, tz)}
         if self.all_environments:
             cells["env"] = self._environment_text(record.environment, variables)
-        cells.update(runbook=masking.mask(record.runbook_name), status=status_text(record.status, variables),
-                     steps=f"{record.steps_done}/{record.steps_total}", who=masking.mask(who(record, short=True)),
-                     host=masking.mask(record.host), run=record.run_id)
+        cells.update(runbook=_cell(record.runbook_name), status=status_text(record.status, variables),
+                     steps=f"{record.steps_done}/{record.steps_total}", who=_cell(who(record, short=True)),
+                     host=_cell(record.host), run=record.run_id)
         return cells
 
     def _environment_text(self, name: str, variables: dict[str, str]) -> Text:
@@ -532,7 +539,7 @@ class RunDetailScreen(Screen[None]):
         self.record = record
         tz = self.app.tz  # type: ignore[attr-defined]
         title = Text.assemble(f"run {record.run_id} · ", status_text(record.status, self.app.theme_variables),
-                              masking.mask(f" · {record.runbook_name} on {record.environment}"))
+                              masking.printable(f" · {record.runbook_name} on {record.environment}"))
         self.query_one("#detail-title", Static).update(title)
         self.query_one("#detail-info", Static).update(run_summary(record, tz))
         steps = self.query_one("#detail-steps", OptionList)
@@ -543,7 +550,7 @@ class RunDetailScreen(Screen[None]):
         for step in record.steps:
             recorded.add(step.index)
             mark, style = STEP_MARK.get(step.status, ("?", ""))
-            label = Text.assemble((f"{mark} ", style), masking.mask(f"{step.index}. {step.title}"))
+            label = Text.assemble((f"{mark} ", style), masking.printable(f"{step.index}. {step.title}"))
             if step.attempt > 1 or sum(1 for s in record.steps if s.index == step.index) > 1:
                 label.append(" ")
                 label.append(f"#{step.attempt}", style="dim")
@@ -551,7 +558,7 @@ class RunDetailScreen(Screen[None]):
         for index, title in sorted(step_titles(record).items()):
             if index not in recorded:
                 mark, style = STEP_MARK["not run"]
-                options.append(Option(Text.assemble((f"{mark} ", style), masking.mask(f"{index}. {title} "),
+                options.append(Option(Text.assemble((f"{mark} ", style), masking.printable(f"{index}. {title} "),
                                                     ("not run", "dim")), id=f"{index}:0"))
         options.append(Option(Text(f"events ({len(record.events)})", style="italic"), id=self.EVENTS))
         steps.add_options(options)
@@ -568,7 +575,7 @@ class RunDetailScreen(Screen[None]):
             for event in self.record.events:
                 text.append(f"{local_time(event.at, tz)}  ", style="dim")
                 text.append(event.kind, style="bold")
-                text.append(masking.mask(f": {event.detail} ({event.user} on {event.host}, pid {event.pid})\n"))
+                text.append(masking.printable(f": {event.detail} ({event.user} on {event.host}, pid {event.pid})\n"))
             box.update(text or Text("no events", style="dim"))
             return
         index, _, attempt = (option_id or "0:0").partition(":")
@@ -578,11 +585,11 @@ class RunDetailScreen(Screen[None]):
             box.update(step_detail(found, tz, planned))
         else:
             title = step_titles(self.record).get(int(index), "")
-            text = Text.assemble((masking.mask(f"{index}. {title}"), "bold"),
+            text = Text.assemble((masking.printable(f"{index}. {title}"), "bold"),
                                  ("\nnot run yet: a resumed run starts here or before\n", "dim"))
             if planned:
                 text.append("\nplanned\n", style="bold underline")
-                text.append(masking.mask(planned))
+                text.append(masking.printable(planned))
             box.update(text)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -603,7 +610,7 @@ class RunDetailScreen(Screen[None]):
             with journal_mod.open_for_config(self.app.config) as store:  # type: ignore[attr-defined]
                 record = store.get(self.record.run_id)
         except UserError as exc:
-            self.app.call_from_thread(self._status, masking.mask(str(exc)), True)
+            self.app.call_from_thread(self._status, masking.printable(str(exc)), True)
             return
         self.post_message(self.Loaded(record))
 
@@ -613,7 +620,7 @@ class RunDetailScreen(Screen[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
-            self._status(masking.mask(f"{event.worker.name}: {type(error).__name__}: {error}"), error=True)
+            self._status(masking.printable(f"{event.worker.name}: {type(error).__name__}: {error}"), error=True)
 
     def _status(self, text: str, error: bool = False) -> None:
         status = self.query_one("#detail-status", Static)

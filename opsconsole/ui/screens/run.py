@@ -97,7 +97,7 @@ class TuiPrompter:
         return decision if isinstance(decision, Decision) else Decision("abort")
 
     def output(self, line: str) -> None:
-        self.screen.inbox.append(("output", masking.mask(line)))
+        self.screen.inbox.append(("output", masking.printable(line)))
 
     def event(self, event: Event) -> None:
         self.screen.inbox.append(("event", event))
@@ -183,7 +183,7 @@ class RunScreen(Screen[None]):
         title = f"{plan.runbook.title} · {plan.environment} · {len(plan.steps)} steps"
         if plan.params:
             title += " · " + ", ".join(f"{k}={v}" for k, v in plan.params.items())
-        self.query_one("#run-title", Static).update(masking.mask(title))
+        self.query_one("#run-title", Static).update(masking.printable(title))
         for step in plan.steps:
             steps.add_option(Option(self._step_label(step), id=str(step.index)))
         steps.highlighted = 0
@@ -229,7 +229,7 @@ class RunScreen(Screen[None]):
                 head += f" (filled in at run time from step {block.deferred_from})"
             body = "\n".join(c.display for c in block.calls) or block.text
             lines.append(f"{head}\n{body}")
-        self.query_one("#command", Static).update(masking.mask("\n\n".join(lines)))
+        self.query_one("#command", Static).update(masking.printable("\n\n".join(lines)))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id:
@@ -260,7 +260,7 @@ class RunScreen(Screen[None]):
     def _on_event(self, event: Event, log: RichLog) -> None:
         style = {"step-started": "bold", "step-finished": "bold", "run-finished": "bold reverse",
                  "rollback-started": "cyan", "rollback-finished": "cyan"}.get(event.kind, "dim")
-        log.write(Text(event.message, style=style))
+        log.write(Text(masking.printable(event.message), style=style))
         if event.step is not None:
             if event.kind == "step-started":
                 self.statuses[event.step.index] = "running"
@@ -322,12 +322,13 @@ class RunScreen(Screen[None]):
         if stopped:
             self.finished = "stopped"
             self._state(f"stopped: {error}", "failed")
-            self.notify(error or "the run stopped", title="journal lost", severity="error", timeout=30)
+            self.notify(error or "the run stopped", title="journal lost", severity="error", timeout=30, markup=False)
             return
         if record is None:
             self.finished = "failed to start"
             self._state(f"not run: {error}", "failed")
-            self.notify(error or "the run could not start", title="run refused", severity="error", timeout=20)
+            self.notify(error or "the run could not start", title="run refused", severity="error", timeout=20,
+                        markup=False)
             return
         self.finished = record.status
         self._state(f"run {record.run_id} {record.status} · esc back · the journal (j) keeps every step",

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Markdown, OptionList, Static
 from textual.widgets.option_list import Option
 
+from opsconsole import masking
 from opsconsole.ui.widgets.header import EnvHeader
 
 
@@ -84,8 +85,10 @@ class RunbooksScreen(Screen[None]):
             haystack = f"{entry['name']} {entry['title']} {entry['summary']}".lower()
             if not all(w in haystack for w in words):
                 continue
-            label = Text(entry["title"], style="bold" if entry["valid"] and self._allowed(entry) else "dim")
-            label.append(f"\n{entry['name']}", style="dim")
+            # Titles and names are the runbooks' own text: escaped, no control character reaches the screen.
+            label = Text(masking.printable(entry["title"], one_line=True),
+                         style="bold" if entry["valid"] and self._allowed(entry) else "dim")
+            label.append(f"\n{masking.printable(entry['name'], one_line=True)}", style="dim")
             if not entry["valid"]:
                 label.append("  INVALID", style="bold red")
             elif not self._allowed(entry):
@@ -118,7 +121,7 @@ class RunbooksScreen(Screen[None]):
                 f"{entry['steps']} steps · environments: {', '.join(envs) if envs else 'any'}"
                 + (f" · params: {', '.join(entry['params'])}" if entry["params"] else "")]
         meta += entry["problems"]
-        self.query_one("#meta", Static).update("\n".join(meta))
+        self.query_one("#meta", Static).update(masking.printable("\n".join(meta)))
         self.query_one("#preview", Markdown).update(_body(Path(entry["path"])))
 
     @on(OptionList.OptionSelected, "#list")
@@ -127,11 +130,14 @@ class RunbooksScreen(Screen[None]):
         if entry is None:
             return
         if not entry["valid"]:
-            self.notify(entry["problems"][0], title="invalid runbook", severity="error", timeout=15)
+            # markup=False: the problem quotes the runbook ("got 'x[/]'" would raise MarkupError).
+            self.notify(masking.printable(entry["problems"][0]), title="invalid runbook", severity="error", timeout=15,
+                        markup=False)
             return
         if not self._allowed(entry):
-            self.notify(f"{entry['name']} is for {', '.join(entry['environments'])}, not "
-                        f"{self.app.environment.name}", severity="warning")  # type: ignore[attr-defined]
+            self.notify(masking.printable(f"{entry['name']} is for {', '.join(entry['environments'])}, not "
+                                          f"{self.app.environment.name}"),  # type: ignore[attr-defined]
+                        severity="warning", markup=False)
             return
         self.app.start_runbook(Path(entry["path"]))  # type: ignore[attr-defined]
 

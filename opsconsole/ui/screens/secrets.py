@@ -126,7 +126,8 @@ def describe(config: Config, environment: Environment) -> tuple[list[SecretInfo]
             known = kept is not None or environment.provider not in _VERSIONED
         else:
             known = False  # no provider, or no keyring to look in
-        out.append(SecretInfo(name=name, lives_in=masking.mask(lives_in), restart=restart_list(options),
+        out.append(SecretInfo(name=name, lives_in=masking.printable(lives_in, one_line=True),
+                              restart=restart_list(options),
                               previous_kept=(kept is not None) if known else None,
                               previous_fingerprint=_fingerprint(kept),
                               fingerprint=_fingerprint(current.get(name)) if file_based else None))
@@ -385,8 +386,10 @@ class SecretsScreen(Screen[None]):
             previous = Text("nothing kept", style="dim")
         else:
             previous = Text(secret.previous_fingerprint or "(unset)", style="bold")
-        return {"name": Text(secret.name, style="bold"), "lives": secret.lives_in,
-                "restart": ", ".join(secret.restart) or Text("none", style="dim"), "previous": previous,
+        # Text, not str: a DataTable reads a str cell as markup, and where a secret lives is the config's text.
+        return {"name": Text(secret.name, style="bold"), "lives": Text(secret.lives_in),
+                "restart": Text(", ".join(secret.restart)) if secret.restart else Text("none", style="dim"),
+                "previous": previous,
                 "fingerprint": secret.fingerprint or Text("—", style="dim")}
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

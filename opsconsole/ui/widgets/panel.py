@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Sparkline, Static
 
-from opsconsole import report
+from opsconsole import masking, report
 from opsconsole.health import Reading, Status, worst
 
 STATUS_MARK = {Status.OK: "●", Status.WARN: "▲", Status.CRIT: "✖", Status.UNKNOWN: "?"}
@@ -90,6 +90,8 @@ class MemberPanel(Vertical, can_focus=True):
 
     def _set(self, selector: str, text: str | Text, layout: bool) -> None:
         """Update one line only when it changed; a one-line field never asks for a layout."""
+        if isinstance(text, str):
+            text = masking.printable(text)  # figures and errors from servers: no control character reaches the screen
         key = str(text) if not isinstance(text, Text) else text.markup
         if self._shown.get(selector) == key:
             return
