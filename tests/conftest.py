@@ -9,10 +9,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
-from tests.servers import Blackhole, HTTPServer, PostgresServer, RedisServer, TLSFiles, free_port, make_tls, tempdir
+from tests.servers import (Blackhole, HTTPServer, PostgresServer, RedisServer, TLSFiles, free_port, make_tls, missing,
+                           tempdir, wait_port)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests' budgets (tests/budget.py scales each test's count by the active profile's max_examples):
+# "default", inside `make test`: the same examples on every run and machine, no deadline for a slow CI,
+# about 12 s for all of them. "fuzz", `make fuzz` (HYPOTHESIS_PROFILE=fuzz): 40 times as many, about
+# 8 minutes on 2 cores, new ones each run, and every failure kept in .hypothesis/ (gitignored) to be tried
+# first the next time.
+settings.register_profile("default", max_examples=100, derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=4000, derandomize=False, deadline=None, print_blob=True,
+                          database=DirectoryBasedExampleDatabase(ROOT / ".hypothesis" / "examples"),
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +36,21 @@ def own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     developer's (~/.local/state/opsconsole), and no test sees runs another left behind."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.delenv("OPSCONSOLE_JOURNAL", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def own_secrets() -> Iterator[None]:
+    """Secrets a test registers (directly, or by planning a runbook with a secret param) are forgotten after it,
+    as they are when an opsconsole process exits: a property test that registered "7" must not mask the next
+    test's exit status. What was registered before the test (at import, by a wider fixture) stays."""
+    from opsconsole import masking
+
+    with masking._lock:
+        before = set(masking._secrets)
+    yield
+    with masking._lock:
+        masking._secrets.clear()
+        masking._secrets.update(before)
 
 
 @pytest.fixture(scope="session")
@@ -98,13 +128,14 @@ def write_config(tmp_path: Path):
 @pytest.fixture
 def run_cli(tmp_path: Path):
     """Run `python -m opsconsole` as a real process; returns CompletedProcess."""
-    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            stdin: int | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPSCONSOLE")}
         full_env.pop("DATABASE_URL", None)
         full_env.pop("REDIS_URL", None)
         full_env.update(env or {})
         return subprocess.run([sys.executable, "-m", "opsconsole", *args], capture_output=True, text=True,
-                              env=full_env, cwd=cwd or tmp_path, timeout=60)
+                              env=full_env, cwd=cwd or tmp_path, timeout=timeout, stdin=stdin)
     return run
 
 
@@ -194,3 +225,23 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    """The machine's RabbitMQ management API (enabled if it is off), as a URL with the guest login."""
+    import shutil
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+    except OSError:
+        missing("RabbitMQ is not running on 127.0.0.1:5672")
+    try:
+        socket.create_connection(("127.0.0.1", 15672), timeout=1).close()
+    except OSError:
+        if shutil.which("rabbitmq-plugins") is None:
+            missing("the RabbitMQ management plugin is off and rabbitmq-plugins is not installed")
+        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True, capture_output=True)
+        wait_port(15672, timeout=60)
+    return "http://guest:guest@127.0.0.1:15672"

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -16,7 +15,7 @@ import pytest
 
 from opsconsole.health import Monitor, Status
 from tests.integration.conftest import environment, probe_once
-from tests.servers import free_port, missing, wait_port
+from tests.servers import free_port, missing
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 READ_COMMANDS = {"llen", "lindex", "zcard", "hmget", "exists", "ping", "info", "client", "hello", "config"}
@@ -186,20 +185,7 @@ def test_trend_and_time_to_empty(redis_db, write_config, run_cli):
 
 # --- RabbitMQ -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def rabbitmq():
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
-    except OSError:
-        missing("RabbitMQ is not running on 127.0.0.1:5672")
-    try:
-        socket.create_connection(("127.0.0.1", 15672), timeout=1).close()
-    except OSError:
-        if shutil.which("rabbitmq-plugins") is None:
-            missing("the RabbitMQ management plugin is off and rabbitmq-plugins is not installed")
-        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True, capture_output=True)
-        wait_port(15672, timeout=60)
-    return "http://guest:guest@127.0.0.1:15672"
+# `rabbitmq` (the management API's URL) is a fixture of tests/conftest.py.
 
 
 def management(url: str, path: str) -> dict:

@@ -1,0 +1,158 @@
+"""Hostile runbooks (corpus/runbooks/) through the real CLI: YAML alias bombs, `!!python/*` tags, NUL bytes,
+invalid UTF-8, unknown placeholders, placeholders and shell in fence attributes, an enormous line, and runbook
+paths that point outside the runbooks directory. Each bad file is refused with exactly one `path:line:` line
+and a non-zero exit, never a traceback; no command runs (the blocks all `touch PWNED`); nothing raw is printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.security.conftest import CORPUS, assert_clean, assert_user_error
+
+# file -> (line of the error, what the line says)
+BAD = {
+    "alias_bomb_title": (11, "title must be text"),
+    "alias_bomb_summary": (11, "summary must be text"),
+    "alias_bomb_environments": (11, "environments must be a list of environment names"),
+    "alias_bomb_params": (11, "params must be a mapping"),
+    "alias_bomb_choices": (12, "a choice param needs `choices: [a, b, ...]`"),
+    "python_object_apply": (2, "front matter is not valid YAML: could not determine a constructor"),
+    "python_object_new": (3, "front matter is not valid YAML: could not determine a constructor"),
+    "python_name": (2, "front matter is not valid YAML: could not determine a constructor"),
+    "nul_front_matter": (3, "front matter is not valid YAML"),
+    "invalid_utf8": (3, "not UTF-8 text"),
+    "unknown_placeholder": (8, "unknown placeholder {{ nope }}"),
+    "placeholder_in_fence_attrs": (6, "timeout: not a duration: '{{ v }}'"),
+    "placeholder_in_fence_attrs_runme": (6, "role must be one of run, check, verify, rollback"),
+    "fence_attr_injection": (2, "fence attributes start with { but do not end with }"),
+    "fence_attr_injection_value": (2, "role must be one of run, check, verify, rollback, got 'run; touch PWNED'"),
+    "fence_attr_injection_runme": (2, "timeout: not a duration"),
+    "fence_attr_huge_retries": (2, "retries must be a whole number from 0 to 1000"),
+}
+
+
+@pytest.fixture
+def home(tmp_path: Path, write_config) -> Path:
+    write_config('[environments.local]\nprovider = "local"\n')
+    shutil.copytree(CORPUS / "runbooks", tmp_path / "runbooks")
+    return tmp_path
+
+
+def test_the_corpus_is_all_here():
+    assert {p.stem for p in (CORPUS / "runbooks").glob("*.md")} == set(BAD)
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_a_hostile_runbook_is_one_clear_line(home, run_cli, name):
+    line, message = BAD[name]
+    started = time.monotonic()
+    proc = run_cli("run", name, "--yes", stdin=subprocess_devnull())
+    assert time.monotonic() - started < 15  # an alias bomb is not expanded
+    assert_user_error(proc, where=home / "runbooks" / f"{name}.md", line=line, contains=message)
+    assert not (home / "PWNED").exists()
+
+
+@pytest.mark.parametrize("args", [("plan", "python_object_apply"), ("runbooks", "show", "alias_bomb_params")])
+def test_plan_and_show_refuse_them_the_same_way(home, run_cli, args):
+    line, message = BAD[args[-1]]
+    proc = run_cli(*args, stdin=subprocess_devnull())
+    assert_user_error(proc, where=home / "runbooks" / f"{args[-1]}.md", line=line, contains=message)
+    assert not (home / "PWNED").exists()
+
+
+def test_validate_names_every_bad_file_with_its_line(home, run_cli):
+    proc = run_cli("runbooks", "validate", stdin=subprocess_devnull())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert_clean(proc.stdout + proc.stderr)
+    for name, (line, message) in BAD.items():
+        assert re.search(rf"runbooks/{name}\.md:{line}: .*{re.escape(message)}", proc.stdout), name
+    assert not (home / "PWNED").exists()
+
+
+def subprocess_devnull() -> int:
+    import subprocess
+
+    return subprocess.DEVNULL
+
+
+def test_an_enormous_line_is_planned_and_run_in_linear_time(home, run_cli):
+    # 1 MB of prose on one line and 100 KB in a block (generated: too big to keep in the repository).
+    # Masking once rescanned a run of letters from each position: a 50 KB line took 20 s, 1 MB hours.
+    prose, word = "B" * 1_000_000, "A" * 100_000
+    (home / "runbooks" / "enormous.md").write_text(f"## Step\n{prose}\n```sh\n: {word}\necho ran > ran.txt\n```\n")
+    started = time.monotonic()
+    plan = run_cli("plan", "enormous", stdin=subprocess_devnull())
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert f"$ : {word}\n" in plan.stdout or f": {word}\n" in plan.stdout  # shown whole: what runs is what was shown
+    run = run_cli("run", "enormous", "--yes", stdin=subprocess_devnull())
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (home / "ran.txt").read_text() == "ran\n"
+    assert time.monotonic() - started < 20
+
+
+def test_a_block_too_long_for_the_shell_fails_its_step_in_one_line(home, run_cli):
+    (home / "runbooks" / "toolong.md").write_text(f"## Step\n```sh\n: {'A' * 1_000_000}\ntouch PWNED\n```\n")
+    proc = run_cli("run", "toolong", "--yes", stdin=subprocess_devnull())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert "Step 1 failed: " in proc.stdout and "Argument list too long" in proc.stdout
+    assert not (home / "PWNED").exists()
+
+
+def test_a_nul_inside_a_block_never_reaches_the_terminal_or_the_shell(home, run_cli):
+    # CommonMark replaces NUL with U+FFFD; the command shown and the command run are both that.
+    (home / "runbooks" / "nul.md").write_bytes(b"## Step\n```sh\nprintf '%s' 'a\x00b' > got.txt\n```\n")
+    for args in (("plan", "nul"), ("run", "nul", "--yes"), ("runbooks", "show", "nul")):
+        proc = run_cli(*args, stdin=subprocess_devnull())
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert_clean(proc.stdout + proc.stderr)
+        assert "a\ufffdb" in proc.stdout
+    assert (home / "got.txt").read_text() == "a\ufffdb"
+
+
+@pytest.mark.parametrize("name", ["../outside", "/etc/passwd"])
+def test_a_name_outside_the_runbooks_dir_is_not_a_runbook(home, run_cli, name):
+    (home.parent / "outside.md").write_text("## Step\n```sh\ntouch PWNED\n```\n")
+    try:
+        proc = run_cli("run", name, "--yes", stdin=subprocess_devnull())
+    finally:
+        (home.parent / "outside.md").unlink()
+    line = assert_user_error(proc)
+    assert "no runbook" in line, line
+    assert not (home / "PWNED").exists() and not (home.parent / "PWNED").exists()
+
+
+@pytest.mark.parametrize("target", ["missing", "fifo", "device"])
+def test_a_symlink_in_the_runbooks_dir_to_something_that_is_not_a_file_is_refused(home, run_cli, target):
+    link = home / "runbooks" / "evil.md"
+    if target == "missing":
+        link.symlink_to(home / "gone.md")
+    elif target == "loop":
+        link.symlink_to(link)
+    elif target == "fifo":
+        os.mkfifo(home / "pipe.md")  # reading it would block forever
+        link.symlink_to(home / "pipe.md")
+    elif target == "device":
+        link.symlink_to("/dev/zero")  # reading it would never end
+    else:
+        link.symlink_to(home)
+    started = time.monotonic()
+    proc = run_cli("run", "evil", "--yes", stdin=subprocess_devnull(), timeout=20)
+    assert_user_error(proc, contains="no runbook")
+    assert time.monotonic() - started < 20
+
+
+def test_a_symlink_to_a_runbook_elsewhere_runs_what_plan_showed(home, run_cli, tmp_path_factory):
+    # A symlink is the user's own choice of file; what matters is that plan and run read the same one.
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "real.md"
+    elsewhere.write_text("## Step\n```sh\necho linked > linked.txt\n```\n")
+    (home / "runbooks" / "linked.md").symlink_to(elsewhere)
+    plan = run_cli("plan", "linked", stdin=subprocess_devnull())
+    assert plan.returncode == 0 and "echo linked > linked.txt" in plan.stdout
+    proc = run_cli("run", "linked", "--yes", stdin=subprocess_devnull())
+    assert proc.returncode == 0 and (home / "linked.txt").read_text() == "linked\n"
