@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench bench-quick clean
+.PHONY: run test fuzz bench bench-quick clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "opsconsole needs Python 3.11 or newer (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -34,6 +34,14 @@ $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 
 test: $(VENV)/.installed-test $(NODE_DEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The property tests with 40 times the examples `make test` gives them (hypothesis profile "fuzz", see
+# tests/conftest.py; about 8 minutes on 2 cores), new ones each run; a failure is kept in .hypothesis/ and
+# tried first the next time.
+FUZZ_TESTS := tests/unit/test_config_properties.py tests/unit/test_runbook_properties.py \
+	tests/unit/test_actions.py tests/unit/test_expect.py
+fuzz: $(VENV)/.installed-test
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest $(FUZZ_TESTS) -q $(PYTEST_ARGS)
 
 # Every figure beside a baseline measured in the same run, then a summary of the ratios (about 9
 # minutes: the dashboard idles for 5). bench-quick: fewer rounds and a 30 s idle window.

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from opsconsole import actions, cli
 from opsconsole.actions import Action
 from opsconsole.errors import UserError
+from tests.budget import examples
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -102,7 +103,7 @@ def test_cli_help_lists_the_verbs(capsys):
 NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.:/@\-]{0,20}", fullmatch=True)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.one_of(
     st.builds(lambda s: Action("deploy", service=s), NAMES),
     st.builds(lambda s: Action("migrate", service=s), st.none() | NAMES),
@@ -117,7 +118,7 @@ def test_text_round_trips(action):
     assert actions.parse(action.text()) == action
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=60))
 def test_any_line_is_an_action_or_a_user_error_with_its_line(line):
     try:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from opsconsole import expect
 from opsconsole.errors import UserError
 from opsconsole.health import Reading, Round, Status
+from tests.budget import examples
 
 NOW = datetime(2026, 11, 21, 13, 0, tzinfo=timezone.utc)
 
@@ -109,7 +110,7 @@ VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floa
                                                     max_size=3), max_leaves=6)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.sampled_from(["expect q.depth < 5", "expect q is ok", "expect q.counts.failed == 0", "expect q.x >= 1.5",
                         "expect q.latency_ms > 0", "expect q.failed is true", "expect q is not unknown"]),
        st.dictionaries(st.sampled_from(["depth", "counts", "failed", "x"]), VALUES, max_size=4),
@@ -120,7 +121,7 @@ def test_evaluate_never_raises(line, metrics, status, latency, error):
     assert isinstance(holds, bool) and isinstance(reason, str) and reason
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(max_size=50))
 def test_any_line_parses_or_is_a_user_error(text):
     try:

@@ -5,29 +5,39 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from opsconsole import runbook
+from opsconsole import masking, runbook
 from opsconsole.errors import ConfigError, UserError
 from opsconsole.runbook import Block
+from tests.budget import examples
+from tests.mutation import mutated
 
 PATH = Path("fuzz.md")
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HANG_S = 2.0  # CPU seconds, and SH_BLOCK_S more for each shell block's `bash -n`: a runbook parses in milliseconds
+SH_BLOCK_S = 0.2
 
 
-def check(data: bytes | str) -> None:
+def check(data: bytes | str) -> tuple[ConfigError, ...]:
+    started = time.process_time()  # not wall time, which a busy machine stretches
     book, problems = runbook.parse(data, PATH)
+    elapsed = time.process_time() - started
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    fences = text.count("```") + text.count("~~~")
+    assert elapsed < HANG_S + SH_BLOCK_S * fences, f"parsing took {elapsed:.1f} s of CPU ({fences} fences)"
     lines = text.replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1
     for problem in problems:
         assert isinstance(problem, ConfigError)
         assert problem.path == PATH
         assert problem.line is not None and 1 <= problem.line <= lines, (problem.line, lines, problem.message)
-        assert "\n" not in problem.message
+        shown = masking.printable(str(problem))  # what `runbooks validate` prints: \r and other controls escaped
+        assert "\n" not in shown and shown.startswith(f"{PATH}:{problem.line}: "), shown  # one terminal line
     if book is not None:
         for step in book.steps:
             assert step.blocks and step.index >= 1
@@ -36,6 +46,7 @@ def check(data: bytes | str) -> None:
                 assert block.lang in ("sh", "ops")
     if not problems:
         assert book is not None and book.steps
+    return problems
 
 
 @FAST
@@ -110,6 +121,95 @@ def test_markdownish_documents(text):
     check(text)
 
 
+SPEC_EXAMPLE = b"""---
+title: Scale workers
+summary: Add worker replicas when the queue backs up.
+environments: [staging, production]
+params:
+  replicas: {type: int, min: 1, max: 20, default: 4}
+  tier: {type: choice, choices: [gold, silver]}
+  token: secret
+---
+
+# Scale workers
+
+## Check the backlog
+```ops {"role": "check"}
+expect emails.depth > 1000
+```
+
+## Scale the worker service
+Workers drain about 50 jobs/s each.
+```ops {"name": "scale"}
+scale worker --replicas {{ replicas }}
+```
+```ops {"role": "verify", "timeout": "5m"}
+expect emails.depth < 1000
+```
+```ops {"role": "rollback"}
+scale worker --replicas {{ previous.replicas }}
+```
+
+## Tell the channel
+```sh { name=notify confirm=yes timeout=30s }
+echo "scaled to {{ replicas }} ({{ tier }})" | tee -a "$HOME/ops.log"
+```
+"""
+README_STYLE = b"""# Service
+
+Run it locally:
+
+```bash
+make run
+```
+
+> ```sh
+> echo quoted: shown, never run
+> ```
+
+1. Then:
+   ~~~shell {"role": "verify", "retries": 2}
+   curl -fsS localhost:3801/health
+   ~~~
+"""
+SHIPPED = [p.read_bytes() for p in sorted((Path(__file__).resolve().parents[2] / "runbooks").glob("*.md"))
+           if p.name in ("scale-workers.md", "rotate-secret.md", "local-smoke.md", "deploy.md")]
+RUNBOOK_TOKENS = (b"---\n", b"...\n", b"\n## ", b"\n# ", b"```", b"~~~", b"````", b"```sh ", b"```ops ", b"> ",
+                  b"   ", b"{{ ", b"}}", b"\\{{", b"{{ previous.", b"{{ replicas }}", b"{ role=", b'{"role": ',
+                  b"verify", b"rollback", b"typed", b"timeout", b"retries", b"params:\n  ", b"type: ", b"- ", b"&a ",
+                  b"*a", b"!!python/object ", b"<<EOF\n", b"$((", b"`", b"$(", b"\\\n", b"expect ", b"scale ")
+
+
+@FAST
+@given(mutated([SPEC_EXAMPLE, README_STYLE, *SHIPPED], RUNBOOK_TOKENS))
+def test_any_damaged_runbook(data):
+    check(data)
+
+
+def front_matter_comment() -> st.SearchStrategy[str]:
+    """A YAML comment line; line separators other than \n may end it (YAML breaks lines there too)."""
+    return st.tuples(st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"),
+                                           blacklist_characters="\ufeff\x85"), max_size=10),
+                     st.sampled_from(["", "\x85", "\u2028", "\u2029"])).map(lambda t: "# " + t[0] + t[1])
+
+
+@FAST
+@given(documents() | mutated([SPEC_EXAMPLE, *SHIPPED], RUNBOOK_TOKENS).map(lambda b: b.decode("utf-8", "replace")),
+       front_matter_comment())
+@example("---\nparams:\n  n: {type: int\n---\n## s\n```sh\necho {{ n }}\n```\n", "# \u2028")
+@example("---\n0\n---\n", "# ")  # "must be a mapping" was always line 2
+@example("---\n" + "[" * 3000 + "\n---\n", "# ")  # and so was "nested too deeply"
+def test_a_comment_in_the_front_matter_moves_every_problem_by_one_line(text, comment):
+    """The line of a problem is the line at fault: a comment line put in at the top of the front matter (holding
+    whatever a comment may, \u2028 and \x85 too) moves every later problem down by one, and changes nothing else."""
+    if not text.startswith("---\n"):
+        text = "---\n" + text
+    before = check(text)
+    after = check(text[:4] + comment + "\n" + text[4:])
+    moved = sorted((p.message, p.line + 1 if p.line > 1 else p.line) for p in before)
+    assert sorted((p.message, p.line) for p in after) == moved
+
+
 @FAST
 @given(st.text(max_size=60).filter(lambda s: "\n" not in s and "\r" not in s and "`" not in s))
 def test_any_attribute_string(attrs):
@@ -166,7 +266,7 @@ CONTEXTS = ["printf %s {{ v }}", 'printf %s "{{ v }}"', "printf %s '{{ v }}'", "
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(SAFE_TEXT, st.sampled_from(CONTEXTS))
 def test_any_value_comes_back_from_bash_byte_for_byte(tmp_path_factory, value, template):
     block = Block("sh", "run", None, None, 0, None, template, 1, {})
@@ -186,7 +286,7 @@ HOSTILE = "EOF\nEND\na[$(touch pwned0)]$(touch pwned1)`touch pwned2`'; touch pwn
 
 
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("touch") is None, reason="needs bash and touch")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.sampled_from(SHELL_PIECES), min_size=1, max_size=14).map("".join))
 def test_any_shell_template_either_refuses_or_keeps_the_value_inert(tmp_path_factory, template):
     """The pieces hold no command of their own that creates a `pwned*` file (a redirection may
