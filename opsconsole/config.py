@@ -347,7 +347,7 @@ def parse(text: str, path: Path | None, base_dir: Path) -> Config:
                           text.count("\n", 0, m.start()) + 1) from None
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively
         raise ConfigError(f"arrays or inline tables nested deeper than {_MAX_DEPTH} levels", source,
-                          _deep_line(text)) from None
+                          nesting_line(text, _MAX_DEPTH)) from None
     lines = KeyLines(text)
 
     def fail(message: str, *key: str) -> None:
@@ -439,8 +439,9 @@ def _too_deep(raw: Mapping[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
-def _deep_line(text: str) -> int | None:
-    """The line where brackets outside strings first nest deeper than _MAX_DEPTH (tomllib gave up without one)."""
+def nesting_line(text: str, limit: int) -> int | None:
+    """The line where [ and { outside strings first nest deeper than `limit`, or None (TOML and YAML flow style: their
+    parsers give up without a line, or, PyYAML, after seconds of CPU)."""
     depth = 0
     for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): TOML lines end at \n only
         quote, escaped = None, False
@@ -458,7 +459,7 @@ def _deep_line(text: str) -> int | None:
                 break
             elif ch in "[{":
                 depth += 1
-                if depth > _MAX_DEPTH:
+                if depth > limit:
                     return number
             elif ch in "]}":
                 depth -= 1

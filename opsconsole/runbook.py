@@ -250,6 +250,12 @@ class _Reader:
             # The file's line: PyYAML's mark.line also counts \x85, \u2028 and \u2029 as line breaks.
             return 2 + source.count("\n", 0, mark.index)
 
+        from opsconsole.config import nesting_line
+
+        deep = nesting_line(source, 32)
+        if deep is not None:  # PyYAML would spend seconds of CPU on a few thousand `[` before its RecursionError
+            self.problems.add("front matter is nested too deeply", deep + 1)
+            return {}, end + 1
         loader = None
         try:
             loader = yaml.SafeLoader(source)  # checks the characters already
