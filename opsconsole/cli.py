@@ -92,6 +92,8 @@ def _runbooks_parsers(sub: argparse._SubParsersAction) -> None:
     rlist.add_argument("--json", action="store_true", help="print JSON")
     rvalidate = rsub.add_parser("validate", help="check runbooks; prints path:line: problem (exit 1 if any)")
     rvalidate.add_argument("paths", metavar="PATH", nargs="*", help="files or directories (default: the runbooks directory)")
+    rvalidate.add_argument("--env", metavar="NAME", default=argparse.SUPPRESS,
+                           help="also check every `expect` against this environment's members")
     rshow = rsub.add_parser("show", help="a runbook's params and steps")
     rshow.add_argument("name", metavar="NAME", help="runbook name (file stem) or path")
     rshow.add_argument("--json", action="store_true", help="print JSON")
@@ -353,7 +355,8 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     if args.runbooks_command == "validate":
-        text, invalid = runbook_report.validate([Path(p) for p in args.paths] or [cfg.runbooks])
+        env = cfg.environment(args.env) if getattr(args, "env", None) else None
+        text, invalid = runbook_report.validate([Path(p) for p in args.paths] or [cfg.runbooks], env)
         print(masking.printable(text))
         return 1 if invalid else 0
     if args.runbooks_command == "show":

@@ -185,12 +185,26 @@ def build_plan(config: Config, env: Environment | str | None, runbook: Runbook, 
     steps = tuple(PlannedStep(step, tuple(_plan_block(runbook, step, b, values, provider, environment, read_only)
                                           for b in step.blocks), step.fingerprint())
                   for step in runbook.steps)
+    _check_expectations(runbook, steps, environment)
     params = {k: masking.mask(value_text(v)) for k, v in values.items() if v is not None}
     return Plan(runbook=runbook, environment=environment.name, provider=environment.provider,
                 protection=environment.protection, read_only=read_only, params=params, steps=steps,
                 fingerprint=plan_fingerprint(runbook, environment.name, environment.provider,
                                              environment.protection, params, steps),
                 values=values)
+
+
+def _check_expectations(runbook: Runbook, steps: Sequence[PlannedStep], environment: Environment) -> None:
+    """Refuse a plan whose `expect` names a member or field the environment cannot report: such a check could
+    only fail at its step, after the changes before it have run."""
+    from opsconsole import expect
+
+    for planned in steps:
+        for block in planned.blocks:
+            for exp in block.expectations:
+                why = expect.unknowable(exp, environment)
+                if why is not None:
+                    raise UserError(f"`{exp.text}`: {why}", runbook.path, exp.line)
 
 
 def _plan_block(runbook: Runbook, step: Step, block: Block, values: Mapping[str, object], provider: Provider,

@@ -3,6 +3,7 @@
     expect db is ok                  expect emails.depth < 1000
     expect db is not crit            expect emails.counts.failed == 0
     expect api/db is ok              expect api.latency_ms < 200
+    expect api/db/primary is ok      expect api/redis.depth < 100     (sub-services of a health body)
 
 `evaluate` never raises: a member that is missing, down or silent about a field makes the
 expectation false with a reason an on-call engineer can act on.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from opsconsole.errors import UserError
 
 if TYPE_CHECKING:
+    from opsconsole.config import Environment
     from opsconsole.health import Reading, Round
 
 STATUSES = ("ok", "warn", "crit", "unknown")
@@ -31,7 +33,7 @@ _LINE = re.compile(
     re.DOTALL,
 )
 # member ("emails", "api/db") then optional field path ("depth", "counts.waiting-children")
-_TARGET = re.compile(r"(?P<member>[A-Za-z0-9_][A-Za-z0-9_\-]*(?:/[^./\s]+)?)"
+_TARGET = re.compile(r"(?P<member>[A-Za-z0-9_][A-Za-z0-9_\-]*(?:/[^./\s]+)*)"
                      r"(?:\.(?P<field>[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*))?\Z")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
 
@@ -104,6 +106,36 @@ def _value(word: str) -> object | None:
     return None
 
 
+def unknowable(exp: Expectation, environment: Environment) -> str | None:
+    """Why `exp` can never hold in `environment` — it names a member the environment does not probe, or a field
+    that member's kind never reports — or None. Sub-services (api/db) exist only once their body is read, so only
+    their member is checked here."""
+    from opsconsole.probes import COUNTS, FIELDS
+
+    probed = {t.name: t for t in environment.targets}
+    name, _, sub = exp.member.partition("/")
+    target = probed.get(name)
+    if target is None:
+        have = ", ".join(probed) or "none"
+        return f"{exp.member} is not a probed member of environment {environment.name} (members: {have})"
+    if sub:
+        if target.kind != "http":
+            return f"{name} is a {target.kind}; only http members report sub-services like {exp.member}"
+        return None
+    if exp.field == "status":
+        return None
+    head, _, rest = exp.field.partition(".")
+    fields = FIELDS.get(target.kind or "", ())
+    counts = COUNTS.get(target.kind or "", ())
+    if head not in fields:
+        return f"{name} ({target.kind}) never reports {exp.field}; it reports: status, {', '.join(fields)}"
+    if head == "counts" and rest not in counts:
+        return f"{name} ({target.kind}) has no count {rest or '(none named)'}; its counts: {', '.join(counts)}"
+    if head != "counts" and rest:
+        return f"{name} ({target.kind}): {head} is a single figure, not a table"
+    return None
+
+
 def evaluate(exp: Expectation, rnd: Round) -> tuple[bool, str]:
     """Whether `exp` holds in `rnd`, and why (one line, for the step's verification result)."""
     reading = rnd.reading(exp.member)
@@ -111,6 +143,12 @@ def evaluate(exp: Expectation, rnd: Round) -> tuple[bool, str]:
     if reading is None:
         members = ", ".join(r.name for r in rnd.readings) or "none"
         return False, f"{exp.member} is not a member of environment {rnd.environment} (members: {members})"
+    if reading.status.value == "unknown" and not (exp.field == "status" and exp.op in ("is", "==")
+                                                   and exp.value == "unknown"):
+        # Nothing is known of it (a queue that does not exist, a probe that cannot run): no expectation about it
+        # may pass, `is not crit` included.
+        why = "; ".join(reading.reasons) or "not probed"
+        return False, f"{exp.member} is unknown ({why}), so `{exp.text}` cannot hold"
     if exp.field == "status":
         actual: object = reading.status.value
         holds = _compare(actual, exp.op, exp.value)
@@ -124,8 +162,7 @@ def evaluate(exp: Expectation, rnd: Round) -> tuple[bool, str]:
     found, actual = _lookup(reading, exp.field)
     if not found:
         available = ", ".join(_fields(reading)) or "nothing"
-        status = "" if reading.status.value != "unknown" else f" (status unknown: {'; '.join(reading.reasons)})"
-        return False, f"{exp.member} reports no {exp.field}{status}; it reports: {available}"
+        return False, f"{exp.member} reports no {exp.field}; it reports: {available}"
     holds = _compare(actual, exp.op, exp.value)
     shown = f"{exp.target} is {_show(actual)}"
     return holds, f"{shown} ({exp.op} {_show(exp.value)})" if holds else f"{shown}, {wanted}"

@@ -48,12 +48,13 @@ def worst(statuses: Iterable[Status]) -> Status:
 
 @dataclass(frozen=True)
 class Child:
-    """A sub-service a health endpoint reports about itself (the stack's health JSON)."""
+    """A sub-service a health endpoint reports about itself (a check of its health body)."""
 
     name: str
     status: Status
     latency_ms: float | None = None
-    detail: str | None = None
+    detail: str | None = None  # the check's own message (output, message, error)
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # its figures (depth, observedValue ...)
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,21 @@ class Reading:
     error: str | None
     reasons: tuple[str, ...]
     checked_at: datetime
-    consecutive_failures: int = 0
+    consecutive_failures: int = 0  # rounds in a row this member was crit, this one included
     parent: str | None = None
+    alert_after: int | None = None  # the `failures` threshold: alert once more checks than this failed in a row
 
     @property
     def failing(self) -> bool:
         return self.error is not None
+
+    @property
+    def alerting(self) -> bool:
+        """Crit for more consecutive checks than the `failures` threshold allows: a hard state, in Nagios' words.
+
+        The status is truthful from the first failed check; only the alert (bell, notification, the panel's mark)
+        waits, so one lost packet does not wake anyone."""
+        return self.alert_after is not None and self.consecutive_failures > self.alert_after
 
 
 def _fmt(value: float) -> str:
@@ -122,6 +132,24 @@ def judge(target: Target, obs: Observation) -> tuple[Status, tuple[str, ...]]:
             reasons.append(f"{metric} {_fmt(value)} above {level.value} {_fmt(limit)}")
             status = worst((status, level))
     return status, tuple(reasons)
+
+
+SUB_REASONS = 5  # sub-services named in a member's reasons; the rest are counted
+
+
+def worst_of(status: Status, reasons: tuple[str, ...], children: Iterable[Reading]) -> tuple[Status, tuple[str, ...]]:
+    """A member's status is the worst of its own and its sub-services', with a reason naming each sub-service
+    that is not ok (worst first): the word, the colour, `--json` and the exit code all read this one status."""
+    bad = sorted((c for c in children if c.status is not Status.OK), key=lambda c: -c.status.rank)
+    if not bad:
+        return status, reasons
+    named = []
+    for child in bad[:SUB_REASONS]:
+        why = f": {child.reasons[0]}" if child.reasons else ""
+        named.append(f"sub-service {child.name.split('/', 1)[1]} {child.status.value}{why}")
+    if len(bad) > SUB_REASONS:
+        named.append(f"{len(bad) - SUB_REASONS} more sub-services not ok")
+    return worst((status, bad[0].status)), (*reasons, *named)
 
 
 def _level(value: float, threshold: Threshold) -> Status | None:
@@ -239,13 +267,28 @@ class Monitor:
             return [Observation(error=f"probe failed: {type(exc).__name__}: {exc}")] * len(group)
 
     def _record(self, target: Target, obs: Observation, at: datetime) -> list[Reading]:
-        failures = self._failures.get(target.name, 0) + 1 if obs.error is not None else 0
-        self._failures[target.name] = failures
         if target.group == "queue" and obs.error is None and obs.metrics.get("depth") is not None:
             rate, eta = trend(self.history.get(target.name, ()), at, obs.metrics["depth"])
             if rate is not None:  # a trend needs two rounds
                 obs = replace(obs, metrics={**obs.metrics, "rate_per_s": rate, "eta_s": eta})
         status, reasons = judge(target, obs)
+        children = [Reading(
+            name=f"{target.name}/{child.name}",
+            kind=target.kind or "",
+            group=target.group,
+            status=child.status,
+            latency_ms=child.latency_ms,
+            metrics=dict(child.metrics),
+            error=None,
+            reasons=(masking.mask(child.detail),) if child.detail else (),
+            checked_at=at,
+            parent=target.name,
+        ) for child in obs.children]
+        status, reasons = worst_of(status, reasons, children)
+        failures = self._failures.get(target.name, 0) + 1 if status is Status.CRIT else 0
+        self._failures[target.name] = failures
+        limit = target.thresholds.get("failures")
+        alert_after = None if limit is None else limit.crit if limit.crit is not None else limit.warn
         main = Reading(
             name=target.name,
             kind=target.kind or "",
@@ -257,21 +300,9 @@ class Monitor:
             reasons=tuple(masking.mask(r) for r in reasons),
             checked_at=at,
             consecutive_failures=failures,
+            alert_after=None if alert_after is None else int(alert_after),
         )
-        readings = [main]
-        for child in obs.children:
-            readings.append(Reading(
-                name=f"{target.name}/{child.name}",
-                kind=target.kind or "",
-                group=target.group,
-                status=child.status,
-                latency_ms=child.latency_ms,
-                metrics={},
-                error=None,
-                reasons=(masking.mask(child.detail),) if child.detail else (),
-                checked_at=at,
-                parent=target.name,
-            ))
+        readings = [main, *children]
         for reading in readings:
             self.history.setdefault(reading.name, deque(maxlen=self._history_len)).append(reading)
         return readings

@@ -31,6 +31,10 @@ def reading_json(r: Reading) -> dict[str, Any]:
     item["reasons"] = list(r.reasons)
     if r.parent is not None:
         item["parent"] = r.parent
+    else:
+        # Consecutive crit checks, and whether that is past the `failures` threshold (a hard state: alert).
+        item["failed_checks"] = r.consecutive_failures
+        item["alert"] = r.alerting
     return item
 
 
@@ -61,6 +65,12 @@ def figures(r: Reading) -> list[str]:
     """The key figures of a reading as short phrases (the table's detail column, the TUI's panels)."""
     m = r.metrics
     parts: list[str] = []
+    if r.parent is not None:  # a check of a health body: whatever figures it gave
+        if "observedValue" in m:  # application/health+json
+            parts.append(f"{m['observedValue']:g} {m.get('observedUnit', '')}".rstrip())
+        parts.extend(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()
+                     if k not in ("observedValue", "observedUnit", "componentType") and not isinstance(v, str))
+        return parts[:6]
     if r.kind == "postgres":
         if "connections" in m:
             parts.append(f"{m['connections']}/{m.get('max_connections', '?')} conns")
@@ -98,6 +108,18 @@ def figures(r: Reading) -> list[str]:
             parts.append(f"{m['consumers']} consumers")
         parts.append(trend_text(m.get("rate_per_s"), m.get("eta_s")))
     return parts
+
+
+def failures_text(r: Reading) -> str:
+    """How long a member has been crit against its `failures` threshold: "failed 2× in a row · alerts after 3"
+    while it is a soft state, "ALERT: failed 5× in a row" once it alerts; "" while it is not crit."""
+    if not r.consecutive_failures:
+        return ""
+    if r.alerting:
+        return f"ALERT: failed {r.consecutive_failures}× in a row"
+    if r.alert_after is None:
+        return f"failed {r.consecutive_failures}× in a row"
+    return f"failed {r.consecutive_failures}× in a row · alerts after {r.alert_after}"
 
 
 def summary(r: Reading) -> str:
@@ -139,7 +161,10 @@ def table(rnd: Round) -> str:
     rows = [("STATUS", "NAME", "KIND", "LATENCY", "DETAIL")]
     for r in rnd.readings:
         name = f"  {r.name}" if r.parent else r.name
-        rows.append(tuple(masking.printable(cell) for cell in (r.status.value, name, r.kind, _latency(r), summary(r))))
+        detail = summary(r)
+        if r.alerting or r.consecutive_failures > 1:  # `check --watch`: how long it has been down
+            detail = f"{detail} [{failures_text(r)}]"
+        rows.append(tuple(masking.printable(cell) for cell in (r.status.value, name, r.kind, _latency(r), detail)))
     if len(rows) == 1:
         return header + "\n(nothing to probe: add services or queues with a kind and url)"
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

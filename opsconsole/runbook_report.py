@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsconsole import runbook
 from opsconsole.errors import ConfigError, UserError
 from opsconsole.runbook import Block, Runbook
+
+if TYPE_CHECKING:
+    from opsconsole.config import Environment
 
 
 def shown(path: Path | str) -> str:
@@ -25,10 +28,11 @@ def _problem(error: ConfigError) -> str:
     return str(ConfigError(error.message, shown(error.path) if error.path is not None else None, error.line))
 
 
-def validate(paths: list[Path]) -> tuple[str, int]:
+def validate(paths: list[Path], environment: Environment | None = None) -> tuple[str, int]:
     """One `path:line: message` per problem (every problem of every file), one `path: ok` per good
     runbook, and a closing count. Returns (text, number of invalid files). A path that does not
-    exist, or a directory without runbooks, is a UserError (a usage mistake, not an invalid runbook)."""
+    exist, or a directory without runbooks, is a UserError (a usage mistake, not an invalid runbook).
+    With an environment, an `expect` naming a member or field it does not have is a problem too."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -44,6 +48,8 @@ def validate(paths: list[Path]) -> tuple[str, int]:
     invalid = 0
     for path in files:
         book, problems = runbook.inspect(path)
+        if book is not None and environment is not None:
+            problems = [*problems, *_expectation_problems(book, environment)]
         if problems:
             invalid += 1
             lines.extend(_problem(p) for p in problems)
@@ -53,6 +59,30 @@ def validate(paths: list[Path]) -> tuple[str, int]:
     lines.append(f"{len(files)} runbook{'s' if len(files) != 1 else ''} checked: "
                  f"{len(files) - invalid} valid, {invalid} invalid")
     return "\n".join(lines), invalid
+
+
+def _expectation_problems(book: Runbook, environment: Environment) -> list[UserError]:
+    """`expect` lines that can never hold in `environment`; lines still holding a {{ param }} are checked by
+    `plan`, once the params are known."""
+    from opsconsole import expect
+
+    problems: list[UserError] = []
+    for step in book.steps:
+        for block in step.blocks:
+            if block.lang != "ops":
+                continue
+            for offset, line in enumerate(block.source.split("\n")):
+                text = line.strip()
+                if not text.startswith("expect") or "{{" in text:
+                    continue
+                try:
+                    exp = expect.parse(text, book.path, block.line + 1 + offset)
+                except UserError:
+                    continue  # inspect() reported it already
+                why = expect.unknowable(exp, environment)
+                if why is not None:
+                    problems.append(UserError(f"`{exp.text}`: {why}", book.path, exp.line))
+    return problems
 
 
 def _steps(n: int) -> str:

@@ -244,7 +244,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
-        if path == "/health":
+        served = getattr(self.server, "routes", {}).get(path)
+        if served is not None:
+            self._send(*served)
+        elif path == "/health":
             self._send(200, json.dumps(HEALTH).encode())
         elif path == "/healthy":
             self._send(200, json.dumps({"healthy": True, "services": {"db": {"status": "ok", "latency": 2}}}).encode())
@@ -292,6 +295,12 @@ class HTTPServer:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def serve(self, path: str, code: int, body: bytes | str, content_type: str = "application/json") -> str:
+        """Answer GET `path` with this code, body and content type from now on; returns its URL."""
+        routes = self.server.__dict__.setdefault("routes", {})
+        routes[path] = (code, body.encode() if isinstance(body, str) else body, content_type)
+        return self.url(path)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -195,6 +195,32 @@ _LIBRARIES = {
 }
 
 
+_QUEUE_FIELDS = ("depth", "paused", "counts", "rate_per_s", "eta_s")
+
+# What a reading of each kind can report, for checking an `expect` before a run: the metrics a probe sets (a test
+# holds every real probe to this list), "status" and "latency_ms". `counts` is a table of the names below it.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "postgres": ("latency_ms", "connections", "max_connections", "connections_pct", "longest_query_s",
+                 "replication_lag_s", "size_bytes", "version", "connect_ms", "role"),
+    "redis": ("latency_ms", "used_memory", "maxmemory", "memory_pct", "evicted_keys", "connected_clients",
+              "ops_per_sec", "role", "version", "replication_lag_s"),
+    "http": ("latency_ms", "status_code", "health_format"),
+    "tcp": ("latency_ms",),
+    "bullmq": _QUEUE_FIELDS + ("failed", "delayed", "version"),
+    "bull": _QUEUE_FIELDS + ("failed", "delayed"),
+    "redis-list": _QUEUE_FIELDS,
+    "rabbitmq": _QUEUE_FIELDS + ("unacknowledged", "consumers", "publish_rate", "deliver_rate", "ack_rate", "state"),
+    "sqs": _QUEUE_FIELDS + ("delayed",),
+}
+COUNTS: dict[str, tuple[str, ...]] = {
+    "bullmq": ("active", "completed", "delayed", "failed", "paused", "prioritized", "waiting", "waiting-children"),
+    "bull": ("waiting", "active", "completed", "failed", "delayed", "paused"),
+    "redis-list": ("waiting",),
+    "rabbitmq": ("messages", "ready", "unacknowledged"),
+    "sqs": ("visible", "not_visible", "delayed"),
+}
+
+
 def preload(targets: Sequence[Target]) -> None:
     """Import the probe modules and client libraries `targets` need.
 

@@ -1,47 +1,19 @@
-"""http: status code and latency; the stack's health JSON is unfolded into its sub-services.
-
-The stack's format: {"healthy": bool, "services": {name: {"status": ..., "latency": ms}}}.
-"""
+"""http: status code and latency; a JSON health body (the stack's, Terminus, Actuator, health+json,
+MicroProfile: see health_formats) is unfolded into sub-services, and its own status counts for the member."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from typing import Any
 
 from opsconsole import masking
 from opsconsole.config import Target
 from opsconsole.health import Child, Observation, Status, timed_out
-from opsconsole.probes import Clients, WireTiming, describe, host_port
+from opsconsole.probes import Clients, WireTiming, describe, health_formats, host_port
 
 _MAX_BODY = 1 << 20  # a health body larger than 1 MiB is cut, not read whole
-
-_OK = {"ok", "healthy", "up", "pass", "passing", "green", "true"}
-_WARN = {"warn", "warning", "degraded", "slow", "yellow"}
-_CRIT = {"crit", "critical", "down", "fail", "failed", "failing", "error", "unhealthy", "red", "false"}
-
-
-def sub_status(value: Any) -> Status:
-    if isinstance(value, bool):
-        return Status.OK if value else Status.CRIT
-    text = str(value).strip().lower()
-    if text in _OK:
-        return Status.OK
-    if text in _WARN:
-        return Status.WARN
-    if text in _CRIT:
-        return Status.CRIT
-    return Status.UNKNOWN
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None  # NaN and 1e400 (inf) would make `check --json` invalid JSON
-
 
 def _shown(value: Any, limit: int) -> str:
     """Text from the server (body, reason phrase, Location) as it may be shown: the server chose it, so its
@@ -49,30 +21,21 @@ def _shown(value: Any, limit: int) -> str:
     return masking.printable(str(value)[:limit], one_line=True)
 
 
-def unfold(body: Any) -> tuple[list[tuple[Status, str]], tuple[Child, ...]]:
-    """Findings and sub-services from a health JSON body; anything else yields nothing."""
+def body_findings(body: health_formats.BodyHealth) -> list[tuple[Status, str]]:
+    """What a health body says about the member itself: its own status (whatever the HTTP code), checks left
+    out, and what was malformed."""
     findings: list[tuple[Status, str]] = []
-    children: list[Child] = []
-    if not isinstance(body, dict):
-        return findings, ()
-    if body.get("healthy") is False:
-        findings.append((Status.CRIT, "reports healthy: false"))
-    services = body.get("services")
-    if isinstance(services, dict):
-        for name, sub in services.items():
-            if isinstance(sub, dict):
-                raw = sub.get("status", sub.get("healthy"))
-                status = sub_status(raw)
-                detail = sub.get("error") or sub.get("message")
-                children.append(Child(
-                    name=_shown(name, 80),
-                    status=status,
-                    latency_ms=_number(sub.get("latency", sub.get("latency_ms"))),
-                    detail=_shown(detail, 200) if detail else (_shown(f"status {raw!r}", 200) if status is Status.UNKNOWN else None),
-                ))
-            else:
-                children.append(Child(name=_shown(name, 80), status=sub_status(sub)))
-    return findings, tuple(children)
+    if body.status is not None and body.status is not Status.OK:
+        said = body.said if body.said.startswith("healthy") else f"status {body.said}"
+        message = f": {body.message}" if body.message else ""
+        findings.append((body.status, f"reports {said}{message}"))
+    if body.dropped_worst is not None:
+        # The worst checks are the ones kept, so this never hides a failure; it says the list is cut.
+        findings.append((body.dropped_worst, f"{body.total - len(body.children)} of {body.total} checks not "
+                                             f"shown (the worst of them {body.dropped_worst.value})"))
+    for problem in body.problems:
+        findings.append((Status.WARN, f"health body: {problem}"))
+    return findings
 
 
 async def _read_at_most(stream: Any, limit: int) -> bytes:
@@ -116,6 +79,7 @@ async def probe_http(target: Target, clients: Clients) -> Observation:
     elif code >= 300:
         findings.append((Status.WARN, f"HTTP {code} redirect to {_shown(location, 200)}"))
     children: tuple[Child, ...] = ()
+    metrics: dict[str, Any] = {"status_code": code}
     text = raw.decode("utf-8", errors="replace")
     if "json" in content_type or text.lstrip().startswith("{"):
         try:
@@ -124,7 +88,8 @@ async def probe_http(target: Target, clients: Clients) -> Observation:
             if "json" in content_type:
                 findings.append((Status.WARN, "health body is not valid JSON"))
         else:
-            more, children = unfold(body)
-            findings.extend(more)
-    return Observation(latency_ms=round(latency, 3), metrics={"status_code": code},
-                       findings=tuple(findings), children=children)
+            health = health_formats.read(body, content_type)
+            findings.extend(body_findings(health))
+            children = health.children
+            metrics["health_format"] = health.format or "unknown shape: judged by the HTTP code alone"
+    return Observation(latency_ms=round(latency, 3), metrics=metrics, findings=tuple(findings), children=children)

@@ -38,10 +38,11 @@ def _list_count(length: int, last: Any) -> int:
     return length
 
 
-def _missing(kind: str, where: str) -> tuple[tuple[Status, str], ...]:
-    # `where` is the configured name: escaped, so a line break in it cannot start a row of its own.
-    return ((Status.OK, f"no {kind} queue {masking.printable(where, one_line=True)} in this Redis (check name, "
-                        "prefix and db)"),)
+def _missing(kind: str, where: str) -> Observation:
+    """A queue with no keys in that Redis DB: unknown, never `ok` at depth 0 (an `expect` on it must not pass).
+    `where` is the configured name: escaped, so a line break in it cannot start a row of its own."""
+    return Observation(unknown=f"no {kind} queue {masking.printable(where, one_line=True)} in this Redis (check "
+                               "name, prefix and db)")
 
 
 def _queue_key(target: Target) -> tuple[str, str]:
@@ -59,7 +60,7 @@ def _bullmq(target: Target) -> Reader:
         ("ZCARD", key + "delayed"), ("ZCARD", key + "prioritized"), ("ZCARD", key + "waiting-children"),
         ("ZCARD", key + "completed"), ("ZCARD", key + "failed"),
         ("HMGET", key + "meta", "paused", "version"),
-        ("EXISTS", key + "meta", key + "id"),
+        ("EXISTS", key + "meta", key + "id", key + "events"),
     ]
 
     def read(r: list[Any]) -> Observation:
@@ -79,8 +80,9 @@ def _bullmq(target: Target) -> Reader:
                                    "failed": counts["failed"], "delayed": counts["delayed"]}
         if version is not None:
             metrics["version"] = _text(version)
-        exists = int(r[11]) > 0 or any(counts.values())
-        return Observation(metrics=metrics, findings=() if exists else _missing("bullmq", where))
+        if int(r[11]) == 0 and not any(counts.values()):
+            return _missing("bullmq", where)
+        return Observation(metrics=metrics)
 
     return commands, read
 
@@ -100,8 +102,9 @@ def _bull(target: Target) -> Reader:
         depth = counts["waiting"] + counts["paused"] + counts["delayed"]  # Bull's Queue.count()
         metrics = {"depth": depth, "paused": int(r[6]) > 0, "counts": counts,
                    "failed": counts["failed"], "delayed": counts["delayed"]}
-        exists = int(r[7]) > 0 or any(counts.values())
-        return Observation(metrics=metrics, findings=() if exists else _missing("bull", where))
+        if int(r[7]) == 0 and not any(counts.values()):
+            return _missing("bull", where)
+        return Observation(metrics=metrics)
 
     return commands, read
 
@@ -110,9 +113,10 @@ def _redis_list(target: Target) -> Reader:
     key = str(target.options.get("key", target.name))
 
     def read(r: list[Any]) -> Observation:
+        if not int(r[1]):
+            return _missing("list", repr(key))
         depth = int(r[0])
-        metrics = {"depth": depth, "paused": False, "counts": {"waiting": depth}}
-        return Observation(metrics=metrics, findings=() if int(r[1]) else _missing("list", repr(key)))
+        return Observation(metrics={"depth": depth, "paused": False, "counts": {"waiting": depth}})
 
     return [("LLEN", key), ("EXISTS", key)], read
 
@@ -195,9 +199,8 @@ async def probe_rabbitmq(target: Target, clients: Clients) -> Observation:
         if body is None:
             status = 404
     if status == 404:
-        metrics = {"depth": 0, "paused": False, "counts": {"ready": 0, "unacknowledged": 0, "messages": 0}}
-        return Observation(metrics=metrics, findings=((Status.OK, f"no queue {queue!r} in vhost {vhost!r} "
-                                                                  "(check queue and vhost)"),))
+        return Observation(unknown=f"no queue {masking.printable(repr(queue), one_line=True)} in vhost "
+                                   f"{masking.printable(repr(vhost), one_line=True)} (check queue and vhost)")
     if status >= 400:
         return Observation(error=f"management API answered HTTP {status}")
     if not isinstance(body, dict):
@@ -280,8 +283,7 @@ def _sqs_failure(exc: BaseException) -> Observation:
         return Observation(error="no AWS region: set region in the queue or in provider_options")
     code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
     if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-        metrics = {"depth": 0, "paused": False, "counts": {"visible": 0, "not_visible": 0, "delayed": 0}}
-        return Observation(metrics=metrics, findings=((Status.OK, "no such SQS queue (check the queue URL)"),))
+        return Observation(unknown="no such SQS queue (check the queue URL)")
     return Observation(error=describe(exc))
 
 

@@ -272,20 +272,27 @@ class OpsConsole(App[None]):
             self.call_after_refresh(self._save_snapshot)
 
     def _announce(self, previous: Round | None, rnd: Round) -> None:
-        """A notification for every member whose status changed; the bell when one turns crit."""
+        """Notifications as Nagios separates soft from hard states: a member turning warn, or back to ok, is told at
+        once; one turning crit is alerted (an error notification and the bell) only once it has failed more checks
+        in a row than its `failures` threshold. Its panel says crit from the first failed check either way."""
         if previous is None:
             return
         ring = False
         for r in rnd.readings:
             before = previous.reading(r.name)
-            if before is None or before.status is r.status:
+            if before is None:
                 continue
-            severity = {"crit": "error", "warn": "warning"}.get(r.status.value, "information")
             detail = f": {r.error}" if r.error else (f": {r.reasons[0]}" if r.reasons else "")
             # markup=False: names and errors come from servers ("api/[/]" would raise, "[@click=...]" would act).
-            self.notify(f"{r.name}: {before.status.value} → {r.status.value}{detail}", severity=severity,
-                        timeout=10 if r.status is Status.CRIT else 5, markup=False)
-            ring = ring or r.status is Status.CRIT
+            if r.alerting and not before.alerting:
+                self.notify(f"{r.name}: {r.status.value}, failed {r.consecutive_failures}× in a row{detail}",
+                            title="ALERT", severity="error", timeout=10, markup=False)
+                ring = True
+            elif before.status is not r.status and r.status is not Status.CRIT:
+                recovered = " (alert over)" if before.alerting else ""
+                severity = {"warn": "warning"}.get(r.status.value, "information")
+                self.notify(f"{r.name}: {before.status.value} → {r.status.value}{recovered}{detail}",
+                            severity=severity, timeout=5, markup=False)
         if ring and self.config.bell:
             self.bell()
 

@@ -57,6 +57,7 @@ def statuses(rnd: Round) -> dict[str, Status]:
 def test_servers_killed_and_restarted_while_monitored(doomed_pg_running, doomed_redis_running, http_server, sig):
     pg, redis = doomed_pg_running, doomed_redis_running
     redis.cli("RPUSH", "legacy:jobs", "a", "b", "c")
+    redis.cli("HSET", "bull:emails:meta", "opts.maxLenEvents", "10000")  # what BullMQ's new Queue() writes
     services, queues = members(pg, redis, http_server)
 
     async def scenario() -> None:
@@ -87,6 +88,7 @@ def test_servers_killed_and_restarted_while_monitored(doomed_pg_running, doomed_
             pg.start()
             redis.start()
             redis.cli("RPUSH", "legacy:jobs", "x")
+            redis.cli("HSET", "bull:emails:meta", "opts.maxLenEvents", "10000")  # a fresh server: the app makes it again
             back = await rounds_until(monitor, lambda r: set(statuses(r).values()) == {Status.OK}, 5,
                                       "every member ok after the restart")
             assert len(back) <= 2, "pooled clients must reconnect at once, not after several bad rounds"

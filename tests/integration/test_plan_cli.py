@@ -197,3 +197,46 @@ def test_user_errors_are_one_line(home, args, message):
     proc = opsconsole(home, *args)
     assert proc.returncode == 2
     assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+VACUOUS = """\
+# Drain the emails queue
+
+## Scale up
+```sh
+echo scaling
+```
+
+## Verify
+```ops {"role": "verify"}
+expect db is ok
+expect {{ queue }}.depth < 1000
+```
+"""
+
+
+@pytest.mark.parametrize("params, message", [
+    (("-p", "queue=emails"), "runbooks/drain.md:15: `expect emails.depth < 1000`: emails is not a probed member of "
+                             "environment staging (members: db)"),
+    (("-p", "queue=db"), "runbooks/drain.md:15: `expect db.depth < 1000`: db (postgres) never reports depth; it "
+                         "reports: status, latency_ms, connections, max_connections"),
+])
+def test_plan_refuses_an_expect_the_environment_cannot_answer(home, params, message):
+    """An expect on a member or field that is not there could only fail at its step, after the changes before it:
+    `plan` (and so `run`) refuses it first, naming the line and what the environment does have."""
+    (home / "runbooks" / "drain.md").write_text("---\nparams:\n  queue: {type: str}\n---\n" + VACUOUS)
+    proc = opsconsole(home, "plan", "drain", "--env", "staging", *params)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    run = opsconsole(home, "run", "drain", "--env", "staging", "--yes", *params)
+    assert run.returncode == 2 and run.stderr == proc.stderr and "scaling" not in run.stdout
+
+
+def test_validate_with_an_environment_checks_every_expect(home):
+    (home / "runbooks" / "smoke.md").write_text(VACUOUS.replace("{{ queue }}", "emails"))
+    plain = opsconsole(home, "runbooks", "validate", "runbooks/smoke.md")
+    assert plain.returncode == 0, plain.stdout  # without an environment nothing says which members exist
+    proc = opsconsole(home, "runbooks", "validate", "runbooks/smoke.md", "--env", "staging")
+    assert proc.returncode == 1
+    assert ("runbooks/smoke.md:11: `expect emails.depth < 1000`: emails is not a probed member of environment "
+            "staging (members: db)") in proc.stdout

@@ -106,12 +106,24 @@ def test_custom_prefix_and_queue_name(redis_db):
     assert r.metrics["depth"] == theirs["mail.v2"]["count"] == 3
 
 
-def test_missing_queue_and_wrong_db_are_empty_with_a_hint(redis_db):
+def test_missing_queue_and_wrong_db_are_unknown_with_a_hint(redis_db):
+    # Not ok at depth 0: `expect jobs.depth < 1000` on a queue that is not there would pass without testing anything.
     node_queues({"lib": "bullmq", "url": redis_db.url, "queues": [{"name": "jobs", "waiting": 2}]})
     wrong_db = redis_db.url.rsplit("/", 1)[0] + "/5"
     r = probe_once({}, queues={"jobs": {"kind": "bullmq", "url": wrong_db}}).reading("jobs")
-    assert r.status is Status.OK and r.metrics["depth"] == 0
+    assert r.status is Status.UNKNOWN and "depth" not in r.metrics
     assert r.reasons == ("no bullmq queue bull:jobs in this Redis (check name, prefix and db)",)
+    for kind, hint in (("bull", "no bull queue bull:jobs"), ("redis-list", "no list queue 'jobs'")):
+        r = probe_once({}, queues={"jobs": {"kind": kind, "url": wrong_db}}).reading("jobs")
+        assert r.status is Status.UNKNOWN and r.reasons[0].startswith(hint)
+
+
+def test_an_emptied_bullmq_queue_still_exists(redis_db):
+    # Jobs removed on completion leave the queue's meta and id keys: empty, not missing.
+    node_queues({"lib": "bullmq", "url": redis_db.url, "queues": [{"name": "drained", "waiting": 1}]})
+    redis_db.cli("DEL", "bull:drained:wait")
+    r = probe_once({}, queues={"drained": {"kind": "bullmq", "url": redis_db.url}}).reading("drained")
+    assert r.status is Status.OK and r.metrics["depth"] == 0
 
 
 def test_redis_list_and_wrong_type(redis_db):
@@ -231,7 +243,8 @@ def test_rabbitmq_failures(rabbitmq):
     r = bad.reading("q")
     assert r.status is Status.CRIT and "HTTP 401" in r.error and "not-it" not in r.error
     gone = probe_once({}, queues={"q": {"kind": "rabbitmq", "url": rabbitmq, "queue": "no-such-queue-x"}}).reading("q")
-    assert gone.status is Status.OK and gone.metrics["depth"] == 0 and "no queue 'no-such-queue-x'" in gone.reasons[0]
+    assert gone.status is Status.UNKNOWN and "depth" not in gone.metrics
+    assert "no queue 'no-such-queue-x'" in gone.reasons[0]
     port = free_port()
     down = probe_once({}, queues={"q": {"kind": "rabbitmq", "url": f"http://guest:guest@127.0.0.1:{port}"}}).reading("q")
     assert down.status is Status.CRIT and "rabbitmq_management plugin" in down.error
@@ -308,7 +321,8 @@ def test_sqs_failures(moto_sqs, monkeypatch):
     missing_queue = f"{moto_sqs}/123456789012/nope"
     spec = {"kind": "sqs", "url": missing_queue, "region": "eu-west-1", "endpoint_url": moto_sqs}
     r = probe_once({}, queues={"q": spec}).reading("q")
-    assert r.status is Status.OK and r.metrics["depth"] == 0 and r.reasons == ("no such SQS queue (check the queue URL)",)
+    assert r.status is Status.UNKNOWN and "depth" not in r.metrics
+    assert r.reasons == ("no such SQS queue (check the queue URL)",)
     # no region anywhere: a clear error before any network call
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
@@ -350,6 +364,6 @@ def test_rabbitmq_password_from_the_keyring(rabbitmq):
         assert r.status is Status.UNKNOWN and "OS keyring" in r.reasons[0]
         keyring.set_password("opsconsole", "rabbitmq/guest@127.0.0.1", "guest")
         r = probe_once({}, queues={"q": spec}).reading("q")
-        assert r.status is Status.OK and "no queue 'no-such-queue-y'" in r.reasons[0]
+        assert r.status is Status.UNKNOWN and "no queue 'no-such-queue-y'" in r.reasons[0]
     finally:
         keyring.set_keyring(previous)

@@ -212,19 +212,22 @@ async def test_the_tui_survives_hostile_bodies_and_never_reads_them_as_markup(ho
 
     paths = ["/flip", "/markup", "/ansi", "/osc", "/c1", "/newlines", "/reason", "/location", "/huge", "/deep-object",
              "/many"]
-    cfg = config.parse(config_text(hostile, paths, refresh=0.3, timeout=1.5), None, Path.cwd())
+    # failures = 0: alert at the first crit check, so the member's change is announced at once
+    text = config_text(hostile, paths, refresh=0.3, timeout=1.5) + "\n[thresholds]\nfailures = 0\n"
+    cfg = config.parse(text, None, Path.cwd())
     app = create(cfg, cfg.environment("local"))
     try:
         async with app.run_test(size=(200, 60), notifications=True) as pilot:
             await wait_for_rounds(app, pilot, 1)
-            # A status change is announced: the names and the error are the server's, `[/]` and `[@click=...]`.
+            # An alert is announced: the names and the error are the server's, `[/]` and `[@click=...]`.
             hostile.flip_body = json.dumps({"healthy": True, "services": {
                 "[/]": {"status": "down", "error": "[@click=app.quit]quit[/] [link=https://evil.example]x[/link]"}},
             }).encode()
             await wait_until(pilot, lambda: any("[/]" in str(t.render()) for t in app.screen.query(Toast)),
                              what="the status change toast")
             toasts = " ".join(str(t.render()) for t in app.screen.query(Toast))
-            assert "flip/[/]: ok → crit: [@click=app.quit]quit[/] [link=https://evil.example]x[/link]" in toasts
+            assert ("flip: crit, failed 1× in a row: sub-service [/] crit: [@click=app.quit]quit[/] "
+                    "[link=https://evil.example]x[/link]") in toasts
             assert_clean(app.export_screenshot(), "the dashboard")
             for name in ("markup", "newlines", "many"):
                 app.panels[name].focus()
@@ -237,7 +240,8 @@ async def test_the_tui_survives_hostile_bodies_and_never_reads_them_as_markup(ho
                 if name == "markup":
                     assert "[bold red]x[/]" in cells and "status" in cells
                     table = app.screen.query_one("#metrics", DataTable)
-                    assert str(table.get_cell("status", "value")) == "ok"  # the member's own status row
+                    # the member's own status row: crit, the worst of its sub-services, whatever they are called
+                    assert str(table.get_cell("status", "value")) == "crit"
                 await pilot.press("escape")
                 assert not isinstance(app.screen, MemberDetail)
             assert app.is_running

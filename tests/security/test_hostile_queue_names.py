@@ -118,12 +118,12 @@ def test_each_queue_is_counted_as_its_own_whatever_its_name_spells(redis_db, wri
             assert q["reasons"] == [], (name, q["reasons"])
         elif name in RAW_BULLMQ:
             assert q["counts"]["waiting"] == q["depth"] == RAW_BULLMQ[name], name
-        elif name in ABSENT:
-            assert q["depth"] == 0 and q["status"] == "ok", name
+        elif name in ABSENT:  # a glob decoy is no queue: unknown, never depth 0
+            assert q["depth"] is None and q["status"] == "unknown", name
             assert q["reasons"] and q["reasons"][0].startswith("no bullmq queue bull:"), (name, q["reasons"])
         else:
             assert q["depth"] == q["counts"]["waiting"] == LISTS[name], name
-    assert proc.returncode == 0  # every depth under the default warn level
+    assert proc.returncode == 3  # every depth under the default warn level; the decoys are unknown
 
 
 def test_the_table_shows_every_name_as_visible_text_one_row_each(redis_db, write_config, run_cli):
@@ -131,7 +131,7 @@ def test_the_table_shows_every_name_as_visible_text_one_row_each(redis_db, write
     text, members = bullmq_config(url)
     cfg = write_config(text)
     proc = run_cli("check", "--config", str(cfg), stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr[-3000:]  # the decoys are unknown
     assert_clean(proc.stdout)
     rows = proc.stdout.rstrip("\n").split("\n")[2:]
     assert len(rows) == len(members), proc.stdout
@@ -148,7 +148,7 @@ def test_a_missing_list_with_a_hostile_key_is_named_as_text(redis_db, write_conf
                        f'url = "{url}"\nkey = {toml_string(key)}\n'
                        f'[environments.local.queues.b]\nkind = "bullmq"\nurl = "{url}"\nqueue = {toml_string(key)}\n')
     proc = run_cli("check", "--config", str(cfg), stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr[-3000:]  # missing: unknown
     assert_clean(proc.stdout)
     rows = proc.stdout.rstrip("\n").split("\n")[2:]
     assert len(rows) == 2, proc.stdout  # the line break in the name forges no row
@@ -220,6 +220,7 @@ def test_rabbitmq_names_with_url_syntax_read_their_own_queue(rabbitmq, write_con
         q = report[f"r{i}"]
         assert q["error"] is None and q["depth"] == count and q["counts"]["ready"] == count, (name, q)
     gone = report["gone"]
-    assert gone["depth"] == 0 and gone["reasons"][0].startswith("no queue 'a/\\x1b[2J-"), gone["reasons"]
+    assert gone["depth"] is None and gone["status"] == "unknown"
+    assert gone["reasons"][0].startswith("no queue 'a/\\x1b[2J-"), gone["reasons"]
     assert len(text.stdout.rstrip("\n").split("\n")) == 2 + len(names) + 1
     assert "guest:guest" not in as_json.stdout + text.stdout

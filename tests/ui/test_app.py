@@ -267,13 +267,16 @@ def test_themes_shipped_and_from_the_users_folder(tmp_path):
     assert str(err.value).startswith(f"{tmp_path / 'themes' / 'bad.toml'}:3: error: 'not-a-colour' is not a colour")
 
 
-async def test_status_change_notifies_and_rings_the_bell(redis_running):
+async def test_crit_alerts_only_past_the_failures_threshold(redis_running):
+    """Soft, then hard, as Nagios has it: the panel says CRIT from the first failed check, the alert (error
+    notification, bell, the panel's mark) comes once more checks than `failures` have failed in a row."""
     text = f"""
 [opsconsole]
 refresh = 0.3
 timeout = 0.5
 [environments.local.services.cache]
 url = "{redis_running.url}"
+thresholds = {{ failures = 2 }}
 """
     app = make_app(text)
     rings = []
@@ -284,13 +287,28 @@ url = "{redis_running.url}"
         try:
             await wait_until(pilot, lambda: status_of(app, "cache") == "crit", what="crit")
             await pilot.pause(0.05)
-            assert any("cache: ok → crit" in n.message for n in app._notifications)
+            first = app.last_round.reading("cache")
+            assert first.consecutive_failures == 1 and not first.alerting
+            assert "failed 1× in a row · alerts after 2" in panel_text(app, "cache")
+            assert rings == [] and not any(n.severity == "error" for n in app._notifications)
+            await wait_until(pilot, lambda: app.panels["cache"].has_class("-alert"), what="the alert")
+            await pilot.pause(0.05)
+            assert app.last_round.reading("cache").consecutive_failures == 3
+            assert "⚑ ALERT" in panel_text(app, "cache") and "ALERT: failed 3× in a row" in panel_text(app, "cache")
+            alerts = [n for n in app._notifications if n.title == "ALERT"]
+            assert len(alerts) == 1 and alerts[0].message.startswith("cache: crit, failed 3× in a row: ")
             assert len(rings) == 1
+            await wait_for_rounds(app, pilot, since=app.rounds_shown)
+            assert len(rings) == 1  # one alert per outage, not one per round
         finally:
             redis_running.start()
+        await wait_until(pilot, lambda: status_of(app, "cache") == "ok", what="recovery")
+        await pilot.pause(0.05)
+        assert any(n.message.startswith("cache: crit → ok (alert over)") for n in app._notifications)
+        assert not app.panels["cache"].has_class("-alert")
 
 
-async def test_a_failing_sub_service_colours_its_panel(http_server):
+async def test_a_failing_sub_service_makes_its_member_crit(http_server):
     text = f"""
 [environments.local.services.api]
 url = "{http_server.url('/health')}"
@@ -299,7 +317,16 @@ url = "{http_server.url('/health')}"
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for_rounds(app, pilot)
         panel = app.panels["api"]
-        assert app.last_round.reading("api").status.value == "ok"  # the endpoint itself answered healthy
-        assert panel.has_class("-crit") and not panel.has_class("-ok")  # but search is down: not green
+        # The endpoint answered 200 healthy, but search is down: the word and the colour are both CRIT.
+        assert app.last_round.reading("api").status.value == "crit"
+        assert panel.has_class("-crit") and not panel.has_class("-ok")
         shown = panel_text(app, "api")
-        assert "OK" in shown and "sub-service search crit" in shown
+        assert "CRIT" in shown and "OK" not in shown.split("\n")[0]
+        assert "sub-service search crit: connection refused" in shown
+        # each sub-service bullet in its own status colour
+        figures = panel.query_one("#figures").render()
+        crit = app.theme_variables["status-crit"]
+        bullet = next(span for span in figures.spans if figures.plain[span.start:span.end].startswith("✖"))
+        from rich.style import Style
+
+        assert Style.parse(str(bullet.style)).color.get_truecolor() == Style.parse(crit).color.get_truecolor()

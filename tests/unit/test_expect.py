@@ -95,8 +95,12 @@ def test_parse_errors(line, message):
     ("expect emails.counts.paused == 0", False, "emails reports no counts.paused; it reports: status, depth, paused, "
                                                 "counts.waiting, counts.active, counts.delayed, "
                                                 "counts.waiting-children, counts.failed"),
-    ("expect sqs-jobs.depth < 10", False, "sqs-jobs reports no depth (status unknown: no AWS credentials); "
-                                          "it reports: status"),
+    ("expect sqs-jobs.depth < 10", False, "sqs-jobs is unknown (no AWS credentials), so "
+                                          "`expect sqs-jobs.depth < 10` cannot hold"),
+    # Nothing is known of an unknown member: no expectation about it passes but `is unknown` itself.
+    ("expect sqs-jobs is not crit", False, "sqs-jobs is unknown (no AWS credentials), so "
+                                           "`expect sqs-jobs is not crit` cannot hold"),
+    ("expect sqs-jobs != ok", False, "sqs-jobs is unknown (no AWS credentials), so `expect sqs-jobs != ok` cannot hold"),
     ("expect sqs-jobs is unknown", True, "sqs-jobs is unknown (no AWS credentials)"),
     ("expect redis is ok", False, "redis is not a member of environment staging "
                                   "(members: db, cache, emails, api, api/db, sqs-jobs)"),

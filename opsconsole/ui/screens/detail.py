@@ -28,6 +28,13 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _child(reading: Reading) -> str:
+    """A sub-service's row: its status, latency, its own message and figures (`crit · connect ECONNREFUSED`)."""
+    parts = [reading.status.value + ("" if reading.latency_ms is None else f" {reading.latency_ms:.0f} ms")]
+    parts += list(reading.reasons) + report.figures(reading)
+    return " · ".join(parts)
+
+
 def _cell(text: str) -> Text:
     """A table cell that is exactly `text`: never read as markup, control characters and line breaks escaped."""
     return Text(masking.printable(text, one_line=True))
@@ -99,8 +106,9 @@ class MemberDetail(Screen[None]):
             line.append(f" · {reading.latency_ms:.1f} ms")
         title.update(line)
         problem = reading.error or "\n".join(reading.reasons)
-        if reading.error and reading.consecutive_failures:
-            problem += f"  (failed {reading.consecutive_failures}× in a row)"
+        failing = report.failures_text(reading)
+        if failing:
+            problem += f"  ({failing})"
         self.query_one("#problem", Static).update(masking.printable(problem))
 
         rows = [("status", reading.status.value), ("checked", reading.checked_at.astimezone().strftime("%H:%M:%S"))]
@@ -110,8 +118,7 @@ class MemberDetail(Screen[None]):
         cells = [(key, key, value) for key, value in rows]
         # A sub-service's row is keyed by its full name (api/db): the server names it, and a sub-service called
         # `status` must not overwrite the member's own status row.
-        cells += [(c.name, c.name.split("/", 1)[1], c.status.value + ("" if c.latency_ms is None else f" {c.latency_ms:.0f} ms"))
-                  for c in children]
+        cells += [(c.name, c.name.split("/", 1)[1], _child(c)) for c in children]
         table = self.query_one("#metrics", DataTable)
         keep = set()
         for key, label, value in cells:

@@ -12,9 +12,10 @@ from textual.message import Message
 from textual.widgets import Sparkline, Static
 
 from opsconsole import masking, report
-from opsconsole.health import Reading, Status, worst
+from opsconsole.health import Reading, Status
 
 STATUS_MARK = {Status.OK: "●", Status.WARN: "▲", Status.CRIT: "✖", Status.UNKNOWN: "?"}
+ALERT_MARK = "⚑"
 
 
 def trend_series(reading: Reading, history: Sequence[Reading]) -> tuple[str, list[float]]:
@@ -48,6 +49,8 @@ class MemberPanel(Vertical, can_focus=True):
     MemberPanel.-ok:focus { border: heavy $status-ok; }
     MemberPanel.-warn:focus { border: heavy $status-warn; }
     MemberPanel.-crit:focus { border: double $status-crit; }
+    MemberPanel.-alert { border: thick $status-crit; }
+    MemberPanel.-alert:focus { border: double $status-crit; }
     MemberPanel #state { height: 1; text-style: bold; color: $status-unknown; }
     MemberPanel.-ok #state { color: $status-ok; }
     MemberPanel.-warn #state { color: $status-warn; }
@@ -103,23 +106,32 @@ class MemberPanel(Vertical, can_focus=True):
 
     def show(self, reading: Reading, children: Sequence[Reading], history: Sequence[Reading]) -> None:
         """Called every round for every panel: touch only what changed, so 50 panels stay cheap."""
-        # The colour is the worst of the member and its sub-services: a 200 from an API whose search is down
-        # must not read green at a glance. The status word stays the member's own.
-        shown = worst([reading.status, *(c.status for c in children)])
-        if not self.has_class(f"-{shown.value}"):
-            for status in Status:
-                self.set_class(shown is status, f"-{status.value}")
-        state = status_text(reading.status)
+        # The member's status is already the worst of its own and its sub-services' (health.worst_of): the word
+        # and the colour are one status, so a 200 from an API whose search is down reads CRIT, in red.
+        status = reading.status
+        if not self.has_class(f"-{status.value}"):
+            for each in Status:
+                self.set_class(status is each, f"-{each.value}")
+        self.set_class(reading.alerting, "-alert")
+        state = status_text(status)
         if reading.latency_ms is not None:
             state.append(f"  {reading.latency_ms:.1f} ms", style="not bold")
+        if reading.alerting:
+            state.append(f"  {ALERT_MARK} ALERT", style="bold reverse")
         self._set("#state", state, layout=False)
 
-        lines = [" · ".join(report.figures(reading))] if not reading.error else []
+        figures = Text(masking.printable(" · ".join(report.figures(reading))) if not reading.error else "")
+        colours = self._status_colours()
         for child in children:
             sub = child.name.split("/", 1)[1]
             latency = "" if child.latency_ms is None else f" {child.latency_ms:.0f} ms"
-            lines.append(f"{STATUS_MARK[child.status]} {sub} {child.status.value}{latency}")
-        self._set("#figures", "\n".join(line for line in lines if line), layout=True)
+            extra = ", ".join(report.figures(child))
+            line = Text(f"{STATUS_MARK[child.status]} ", style=colours.get(child.status, ""))
+            line.append(masking.printable(f"{sub} {child.status.value}{latency}" + (f" · {extra}" if extra else "")))
+            if figures:
+                figures.append("\n")
+            figures.append_text(line)
+        self._set("#figures", figures, layout=True)
 
         label, series = trend_series(reading, history)
         self._set("#trend-label", label, layout=False)
@@ -130,17 +142,17 @@ class MemberPanel(Vertical, can_focus=True):
         if spark.styles.width is None or spark.styles.width.value != len(spark.data):
             spark.styles.width = len(spark.data)  # grows until the history fills the panel, then stays
 
-        problem = ""
-        if reading.error:
-            problem = reading.error
-            if reading.consecutive_failures:
-                problem += f"\nfailed {reading.consecutive_failures}× in a row"
-        elif reading.reasons:
-            problem = "\n".join(reading.reasons)
-        if shown is not reading.status:
-            failing = [c.name.split("/", 1)[1] for c in children if c.status is shown]
-            problem = "\n".join(p for p in (problem, f"sub-service {', '.join(failing)} {shown.value}") if p)
+        problem = reading.error or "\n".join(reading.reasons)
+        failing = report.failures_text(reading)
+        if failing:
+            problem = "\n".join(p for p in (problem, failing) if p)
         self._set("#problem", problem, layout=True)
+
+    def _status_colours(self) -> dict[Status, str]:
+        """The theme's status colours, for the sub-service bullets (a Text style cannot name a CSS variable)."""
+        variables = self.app.theme_variables
+        return {status: variables[f"status-{status.value}"] for status in Status
+                if f"status-{status.value}" in variables}
 
     def on_click(self) -> None:
         self.post_message(self.Selected(self.member))
