@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from opsconsole import config_schema as schema
 from opsconsole import masking, thresholds
 from opsconsole.errors import ConfigError
 from opsconsole.thresholds import QUEUE_KINDS, SERVICE_KINDS, Threshold, ThresholdError
@@ -466,6 +467,51 @@ def nesting_line(text: str, limit: int) -> int | None:
     return None
 
 
+def _table(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}  # not a table: said elsewhere, with its line
+
+
+def _check_keys(name: str, env: Mapping[str, Any], provider: str, fail: Any) -> None:
+    """Every key of the environment's provider_options, services, queues and secrets is one something reads."""
+    here = ("environments", name)
+    known = schema.provider_option_keys(provider)
+    others = schema.readers(("provider", schema.PROVIDER_OPTIONS))
+    for key in _table(env.get("provider_options")):
+        if key not in known:
+            fail(schema.unknown_key(key, f"provider_options of a {provider} environment", known, others),
+                 *here, "provider_options", key)
+    service_readers = schema.readers(("provider", schema.SERVICE_BY_PROVIDER), ("probe", schema.SERVICE_BY_KIND))
+    for member, spec in _table(env.get("services")).items():
+        if not isinstance(spec, Mapping):
+            continue  # said below, with its line
+        kind = spec.get("kind") or _INFER.get(str(spec.get("url", "")).split("://", 1)[0].lower())
+        known = schema.service_keys(provider, kind if isinstance(kind, str) else None)
+        for key in spec:
+            if key not in known:
+                fail(schema.unknown_key(key, f"service {member!r}", known, service_readers),
+                     *here, "services", member, key)
+    queue_readers = schema.readers(("queue", schema.QUEUE_BY_KIND))
+    for member, spec in _table(env.get("queues")).items():
+        if not isinstance(spec, Mapping):
+            continue
+        kind = spec.get("kind")
+        known = schema.queue_keys(kind if isinstance(kind, str) else None)
+        for key in spec:
+            if key not in known:
+                fail(schema.unknown_key(key, f"{kind or ''} queue {member!r}".strip(), known, queue_readers),
+                     *here, "queues", member, key)
+    secret_readers = schema.readers(("provider", schema.SECRET_BY_PROVIDER))
+    known = schema.secret_keys(provider)
+    for secret, spec in _table(env.get("secrets")).items():
+        if not isinstance(spec, Mapping):
+            fail(f"secret {secret!r} must be a table (its keys say where it lives and who restarts)",
+                 *here, "secrets", secret)
+        for key in spec:
+            if key not in known:
+                fail(schema.unknown_key(key, f"secret {secret!r} of a {provider} environment", known,
+                                        secret_readers), *here, "secrets", secret, key)
+
+
 def _validate_environment(name: str, env: Any, fail: Any) -> None:
     here = ("environments", name)
     if not _NAME.match(name):
@@ -485,6 +531,7 @@ def _validate_environment(name: str, env: Any, fail: Any) -> None:
     for table in ("provider_options", "secrets"):
         if not isinstance(env.get(table, {}), Mapping):
             fail(f"{table} must be a table", *here, table)
+    _check_keys(name, env, provider if isinstance(provider, str) else "local", fail)
     try:
         thresholds.validate_layer(env.get("thresholds", {}), here + ("thresholds",))
     except ThresholdError as exc:

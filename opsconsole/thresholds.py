@@ -114,9 +114,13 @@ def validate_layer(layer: Any, path: tuple[str, ...], kind: str | None = None) -
             continue
         allowed = METRICS[kind] if kind else ALL_METRICS
         if key not in allowed:
+            import difflib
+
             hint = ", ".join(sorted(allowed))
             what = f"for {kind}" if kind else ""
-            raise ThresholdError(f"unknown threshold {key!r} {what} (known: {hint})".replace("  ", " "), here)
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+            mean = f"did you mean {close[0]!r}?; " if close else ""
+            raise ThresholdError(f"unknown threshold {key!r} {what} ({mean}known: {hint})".replace("  ", " "), here)
         parse_threshold(value, here)
 
 

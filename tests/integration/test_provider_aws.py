@@ -166,7 +166,7 @@ def test_a_runbook_scale_rolls_back_to_the_recorded_count(home, stack, run_cli):
     (home / "runbooks").mkdir()
     (home / "runbooks" / "scale.md").write_text(
         "# Scale\n\n## Scale up\n```ops\nscale api --replicas 7\n```\n"
-        "```ops {\"role\": \"verify\", \"timeout\": \"1s\", \"retries\": 0}\nexpect nothing is ok\n```\n"
+        "```sh {\"role\": \"verify\", \"timeout\": \"1s\", \"retries\": 0}\nexit 1\n```\n"
         "```ops {\"role\": \"rollback\"}\nscale api --replicas {{ previous.replicas }}\n```\n")
     proc = run_cli("run", "scale", "--yes", "--on-failure", "rollback", cwd=home)
     assert proc.returncode == 1, proc.stdout + proc.stderr

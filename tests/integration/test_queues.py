@@ -367,3 +367,55 @@ def test_rabbitmq_password_from_the_keyring(rabbitmq):
         assert r.status is Status.UNKNOWN and "no queue 'no-such-queue-y'" in r.reasons[0]
     finally:
         keyring.set_keyring(previous)
+
+
+# --- what `plan` may expect of each kind ------------------------------------------------------------
+
+def test_every_kind_reports_only_the_fields_plan_knows(redis_db, pg_running, http_server, rabbitmq, moto_sqs):
+    """`plan` refuses an expect on a field a kind never reports (probes.FIELDS, probes.COUNTS): every real probe, two
+    rounds (so queues have their trend), must stay inside those lists, or plan would refuse a valid expect."""
+    import boto3
+    import pika
+
+    from opsconsole.probes import COUNTS, FIELDS
+
+    node_queues({"lib": "bullmq", "url": redis_db.url, "queues": [EVERY_STATE]})
+    node_queues({"lib": "bull", "url": redis_db.url, "prefix": "legacy", "queues": [{"name": "old", "waiting": 2}]})
+    redis_db.cli("RPUSH", "plain", "a")
+    sqs = boto3.client("sqs", region_name="eu-west-1", endpoint_url=moto_sqs)
+    queue_url = sqs.create_queue(QueueName=f"fields-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    name = f"fields-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
+    channel = connection.channel()
+    channel.queue_declare(name)
+    services = {"db": {"kind": "postgres", "url": pg_running.url()}, "cache": {"kind": "redis", "url": redis_db.url},
+                "api": {"kind": "http", "url": http_server.url("/health")},
+                "port": {"kind": "tcp", "url": f"tcp://127.0.0.1:{redis_db.port}"}}
+    queues = {"emails": {"kind": "bullmq", "url": redis_db.url}, "plain": {"kind": "redis-list", "url": redis_db.url},
+              "old": {"kind": "bull", "url": redis_db.url, "prefix": "legacy"},
+              "rabbit": {"kind": "rabbitmq", "url": rabbitmq, "queue": name},
+              "jobs": {"kind": "sqs", "url": queue_url, "region": "eu-west-1", "endpoint_url": moto_sqs}}
+
+    async def two_rounds():
+        monitor = Monitor(environment(services, queues), 5.0)
+        try:
+            await monitor.round()
+            return await monitor.round()
+        finally:
+            await monitor.aclose()
+
+    try:
+        rnd = asyncio.run(two_rounds())
+    finally:
+        channel.queue_delete(name)
+        connection.close()
+    for reading in rnd.readings:
+        if reading.parent:
+            continue
+        assert reading.status is not Status.UNKNOWN and reading.error is None, (reading.name, reading.reasons)
+        reported = set(reading.metrics) | ({"latency_ms"} if reading.latency_ms is not None else set())
+        assert reported <= set(FIELDS[reading.kind]), (reading.kind, reported - set(FIELDS[reading.kind]))
+        counts = set(reading.metrics.get("counts") or {})
+        assert counts <= set(COUNTS.get(reading.kind, ())), (reading.kind, counts)
+        if reading.group == "queue":
+            assert "rate_per_s" in reading.metrics  # the second round's trend is in the lists too

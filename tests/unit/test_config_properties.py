@@ -230,7 +230,7 @@ LAYER_THRESHOLDS = mostly(MEMBER_THRESHOLDS | st.dictionaries(st.sampled_from(AL
                                                               max_size=2))  # global or an environment's
 KINDS = {"services": mostly(st.sampled_from(SERVICE_KINDS) | st.none(), st.sampled_from(QUEUE_KINDS) | ANY),
          "queues": mostly(st.sampled_from(QUEUE_KINDS) | st.none(), st.sampled_from(SERVICE_KINDS) | ANY)}
-MEMBER_KEYS = st.lists(st.sampled_from(["ecs_service", "migrate", "command", "deploy"]), max_size=2)
+MEMBER_KEYS = st.lists(st.sampled_from(["ecs_service", "migrate", "compose_service", "deploy", "kidn"]), max_size=2)
 SHORT_TEXT = mostly(st.text(TEXT, max_size=10))
 
 
@@ -459,11 +459,11 @@ thresholds.failures = 5
 [environments.production.provider_options]
 region = "us-east-1"
 endpoint_url = "${OPSFUZZ_UNSET:-http://localhost:4566}"
-hosts = [
+cluster = [
   ["a", 1],
   [ "b", 2 ],
 ]
-note = \"\"\"
+profile = \"\"\"
 [not.a.table]
 key = "inside a string"
 \"\"\"
@@ -543,7 +543,7 @@ def test_a_variable_takes_the_value_the_environment_gives_it_once(home, process,
     name = "OPSFUZZ_VALUE"
     reference = "${%s%s}" % (name, "" if default is None else ":-" + default)
     text = (f"[environments.e]\nprovider = \"local\"\n[environments.e.provider_options]\n"
-            f"x = {toml_string(before + reference + after)}\n")
+            f"migrate = {toml_string(before + reference + after)}\n")
     files = {}
     if dotenv is not None:
         files[".env"] = dotenv_line(name, dotenv)
@@ -563,7 +563,7 @@ def test_a_variable_takes_the_value_the_environment_gives_it_once(home, process,
         assert env.line == 4 and Path(env.path) == home / "opsconsole.toml", str(env)
         return
     assert not isinstance(env, ConfigError), str(env)
-    assert env.provider_options["x"] == before + expected + after
+    assert env.provider_options["migrate"] == before + expected + after
 
 
 DOTENV_BASES = [b"A=1\n", b"B='two words'\nA=redis://h:1/0\n", b'C="line\\nbreak"\nexport D=${A}\n',
