@@ -14,6 +14,7 @@ MASK = "***"
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_generation = 0  # how many times a secret was registered: text masked before may need masking again
 
 # user:password@ inside any URL-ish text, whatever the scheme.
 # The lookbehind starts a scheme only where a word starts: without it a long run of letters is rescanned from
@@ -25,11 +26,18 @@ _KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<value>'[^']*'|[^\
 
 def register(value: str | None) -> None:
     """Remember a secret value so `mask` hides it wherever it appears, in the spellings it takes there too."""
+    global _generation
     if value:
         forms = _spellings(value)
         with _lock:
             _secrets.add(value)
             _secrets.update(forms)
+            _generation += 1
+
+
+def generation() -> int:
+    """Changes whenever a secret is registered: a cache of masked text is valid only while it stays the same."""
+    return _generation
 
 
 def _spellings(value: str) -> set[str]:

@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 
 
 class Clients:
-    """Connections kept between rounds: one HTTP client, one Redis client per URL."""
+    """What is kept between rounds: one HTTP client, one Redis client per URL, each member's last health body."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._http: dict[Any, Any] = {}
         self._redis: dict[str, Any] = {}
         self._sqs: dict[tuple[str | None, ...], Any] = {}
+        # member -> (its last health body, content type, what it said): see probes.http._read_body
+        self.bodies: dict[str, tuple[bytes, str, Any]] = {}
 
     def http(self, verify: bool | str = True) -> Any:
         """An aiohttp.ClientSession per TLS setting (True, False, or a CA file path).
@@ -94,6 +96,7 @@ class Clients:
         self._http.clear()
         self._redis.clear()
         self._sqs.clear()
+        self.bodies.clear()
 
 
 _REFUSED = re.compile(r"Error 111 connecting to (?P<where>\S+?)\.? Connect call failed.*")

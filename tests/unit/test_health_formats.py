@@ -109,3 +109,21 @@ def test_a_plain_status_body():
     assert hf.read({"status": "ok"}).status is Status.OK
     got = hf.read({"status": "DOWN", "groups": ["liveness", "readiness"]})
     assert got.format == "actuator" and got.status is Status.CRIT and got.children == ()
+
+
+def test_a_changed_body_rereads_only_the_checks_that_changed():
+    body = {"status": "UP", "components": {
+        "db": {"status": "UP", "details": {"database": "PostgreSQL"}},
+        "diskSpace": {"status": "UP", "details": {"total": 100, "free": 60, "threshold": 10}}}}
+    first = hf.read(json.loads(json.dumps(body)))
+    body["components"]["diskSpace"]["details"]["free"] = 5
+    body["components"]["diskSpace"]["status"] = "DOWN"
+    second = hf.read(json.loads(json.dumps(body)), previous=first)
+    by_first = {c.name: c for c in first.children}
+    by_second = {c.name: c for c in second.children}
+    assert by_second["db"] is by_first["db"]  # the same object in, the same check out
+    assert by_second["diskSpace"] is not by_first["diskSpace"]
+    assert by_second["diskSpace"].status is Status.CRIT and by_second["diskSpace"].metrics["free"] == 5
+    body["components"]["db"]["status"] = "DOWN"
+    third = hf.read(json.loads(json.dumps(body)), previous=second)
+    assert {c.name: c.status for c in third.children} == {"db": Status.CRIT, "diskSpace": Status.CRIT}
