@@ -484,6 +484,7 @@ def _check_keys(name: str, env: Mapping[str, Any], provider: str, fail: Any) -> 
     for member, spec in _table(env.get("services")).items():
         if not isinstance(spec, Mapping):
             continue  # said below, with its line
+        # The kind, or what the url's scheme says; None when the url is still a ${VARIABLE}
         kind = spec.get("kind") or _INFER.get(str(spec.get("url", "")).split("://", 1)[0].lower())
         known = schema.service_keys(provider, kind if isinstance(kind, str) else None)
         for key in spec:
@@ -531,7 +532,6 @@ def _validate_environment(name: str, env: Any, fail: Any) -> None:
     for table in ("provider_options", "secrets"):
         if not isinstance(env.get(table, {}), Mapping):
             fail(f"{table} must be a table", *here, table)
-    _check_keys(name, env, provider if isinstance(provider, str) else "local", fail)
     try:
         thresholds.validate_layer(env.get("thresholds", {}), here + ("thresholds",))
     except ThresholdError as exc:
@@ -552,7 +552,9 @@ def _validate_environment(name: str, env: Any, fail: Any) -> None:
                 hint = f"; {kind} belongs under {other}" if kind in (QUEUE_KINDS if group_key == "services" else SERVICE_KINDS) else ""
                 fail(f"unknown kind {kind!r} (known: {' | '.join(kinds)}){hint}", *where, "kind")
             if group_key == "queues" and kind is None:
-                fail(f"queue {member!r} needs a kind ({' | '.join(kinds)})", *where)
+                meant = next((k for k in spec if schema.close_match(k, ("kind",))), None)
+                hint = f"; is {meant!r} a typo of 'kind'?" if meant else ""
+                fail(f"queue {member!r} needs a kind ({' | '.join(kinds)}){hint}", *where, *((meant,) if meant else ()))
             if "thresholds" in spec:
                 if kind is None and spec.get("url") is None:
                     fail("thresholds need a probed service (kind and url)", *where, "thresholds")
@@ -562,3 +564,5 @@ def _validate_environment(name: str, env: Any, fail: Any) -> None:
                     thresholds.validate_layer(spec["thresholds"], where + ("thresholds",), kind=inferred)
                 except ThresholdError as exc:
                     fail(str(exc), *exc.path)
+    # After the kinds: a mistyped kind is the mistake to name, not the keys that kind would have read.
+    _check_keys(name, env, provider, fail)

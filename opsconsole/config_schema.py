@@ -57,7 +57,15 @@ PROVIDER_OPTIONS: Mapping[str, frozenset[str]] = {
 
 
 def service_keys(provider: str, kind: str | None) -> frozenset[str]:
-    return MEMBER | SERVICE_BY_PROVIDER.get(provider, frozenset()) | SERVICE_BY_KIND.get(kind or "", frozenset())
+    """A service's keys; `kind` None when it cannot be told yet (url = "${API_URL}"): any probe's keys then."""
+    probes = SERVICE_BY_KIND.get(kind, frozenset()) if kind else frozenset().union(*SERVICE_BY_KIND.values())
+    return MEMBER | SERVICE_BY_PROVIDER.get(provider, frozenset()) | probes
+
+
+def close_match(key: str, known: Iterable[str]) -> str | None:
+    """The known key a typo most likely meant, if one is close."""
+    found = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def queue_keys(kind: str | None) -> frozenset[str]:
@@ -81,12 +89,12 @@ def unknown_key(key: str, where: str, known: Iterable[str], elsewhere: Mapping[s
     """`unknown key 'kidn' in service 'db' (did you mean 'kind'?; known: ...)`: the message for a key no reader of
     this table reads. A key another provider or kind reads says so instead of guessing."""
     known = sorted(known)
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    close = close_match(key, known)
     who = sorted(phrase for phrase, keys in (elsewhere or {}).items() if key in keys)
     if who:
         hint = f"only the {', the '.join(who)} read{'s' if len(who) == 1 else ''} it; "
     elif close:
-        hint = f"did you mean {close[0]!r}?; "
+        hint = f"did you mean {close!r}?; "
     else:
         hint = ""
     return f"unknown key {key!r} in {where} ({hint}known: {', '.join(known)})"

@@ -145,6 +145,7 @@ def judge(target: Target, obs: Observation) -> tuple[Status, tuple[str, ...]]:
 
 
 SUB_REASONS = 5  # sub-services named in a member's reasons; the rest are counted
+SUB_SERVICE = "sub-service "  # how such a reason starts
 
 
 def worst_of(status: Status, reasons: tuple[str, ...], children: Iterable[Reading]) -> tuple[Status, tuple[str, ...]]:
@@ -156,7 +157,7 @@ def worst_of(status: Status, reasons: tuple[str, ...], children: Iterable[Readin
     named = []
     for child in bad[:SUB_REASONS]:
         why = f": {child.reasons[0]}" if child.reasons else ""
-        named.append(f"sub-service {child.name.split('/', 1)[1]} {child.status.value}{why}")
+        named.append(f"{SUB_SERVICE}{child.name.split('/', 1)[1]} {child.status.value}{why}")
     if len(bad) > SUB_REASONS:
         named.append(f"{len(bad) - SUB_REASONS} more sub-services not ok")
     return worst((status, bad[0].status)), (*reasons, *named)

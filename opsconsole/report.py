@@ -67,8 +67,8 @@ def figures(r: Reading) -> list[str]:
     parts: list[str] = []
     if r.parent is not None:  # a check of a health body: whatever figures it gave
         if "observedValue" in m:  # application/health+json
-            parts.append(f"{m['observedValue']:g} {m.get('observedUnit', '')}".rstrip())
-        parts.extend(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()
+            parts.append(f"{_figure(m['observedValue'])} {m.get('observedUnit', '')}".rstrip())
+        parts.extend(f"{k} {_figure(v)}" for k, v in m.items()
                      if k not in ("observedValue", "observedUnit", "componentType") and not isinstance(v, str))
         return parts[:6]
     if r.kind == "postgres":
@@ -108,6 +108,13 @@ def figures(r: Reading) -> list[str]:
             parts.append(f"{m['consumers']} consumers")
         parts.append(trend_text(m.get("rate_per_s"), m.get("eta_s")))
     return parts
+
+
+def _figure(value: object) -> str:
+    """A number a health body gave, readable: 1209600.245 as 1209600, 8.5 as 8.5, never 1.2096e+06."""
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
 
 
 def failures_text(r: Reading) -> str:

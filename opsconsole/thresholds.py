@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opsconsole.config_schema import close_match
+
 SERVICE_KINDS = ("postgres", "redis", "http", "tcp")
 QUEUE_KINDS = ("bullmq", "bull", "rabbitmq", "sqs", "redis-list")
 ALL_KINDS = SERVICE_KINDS + QUEUE_KINDS
@@ -114,12 +116,10 @@ def validate_layer(layer: Any, path: tuple[str, ...], kind: str | None = None) -
             continue
         allowed = METRICS[kind] if kind else ALL_METRICS
         if key not in allowed:
-            import difflib
-
             hint = ", ".join(sorted(allowed))
             what = f"for {kind}" if kind else ""
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
-            mean = f"did you mean {close[0]!r}?; " if close else ""
+            close = close_match(key, allowed)
+            mean = f"did you mean {close!r}?; " if close else ""
             raise ThresholdError(f"unknown threshold {key!r} {what} ({mean}known: {hint})".replace("  ", " "), here)
         parse_threshold(value, here)
 

@@ -141,6 +141,7 @@ def main() -> None:
                             "dashboard-light.svg", "staging", (110, 30), between=drain))
         asyncio.run(capture(text, "detail.svg", "staging", (110, 30), between=drain, keys=("enter",)))
 
+        stack.fill_queue(240)  # a backlog for the run to check: a queue that is not there proves nothing
         asyncio.run(capture_run(text, "staging", "run-screen.svg", (130, 34), finish=True))
         asyncio.run(capture_run(text, "production", "confirm-typed.svg", (110, 30), finish=False))
         asyncio.run(capture_secrets(text, "staging", (110, 30)))

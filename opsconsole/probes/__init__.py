@@ -26,8 +26,8 @@ class Clients:
         self._http: dict[Any, Any] = {}
         self._redis: dict[str, Any] = {}
         self._sqs: dict[tuple[str | None, ...], Any] = {}
-        # member -> (its last health body, content type, what it said): see probes.http._read_body
-        self.bodies: dict[str, tuple[bytes, str, Any]] = {}
+        # member -> (its last health body, content type, what it said, masking generation): see probes.http._read_body
+        self.bodies: dict[str, tuple[bytes, str, Any, int]] = {}
 
     def http(self, verify: bool | str = True) -> Any:
         """An aiohttp.ClientSession per TLS setting (True, False, or a CA file path).

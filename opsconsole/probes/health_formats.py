@@ -71,6 +71,7 @@ class BodyHealth:
 
 _SHOWN: dict[tuple[str, int], str] = {}
 _SHOWN_CAP = 20_000
+_MASK_SPAN = 64 * 1024  # what is masked of a long text before it is cut to its limit
 _shown_generation = -1
 
 
@@ -87,7 +88,8 @@ def shown(value: Any, limit: int = 200) -> str:
     key = (text, limit)
     out = _SHOWN.get(key)
     if out is None:
-        out = masking.printable(text[:limit], one_line=True)
+        # masked before it is cut: a secret crossing the cut would show its first half
+        out = masking.printable(text[:_MASK_SPAN], one_line=True)[:limit]
         if len(text) <= 2 * limit:
             if len(_SHOWN) >= _SHOWN_CAP:
                 _SHOWN.clear()
@@ -105,13 +107,13 @@ def number(value: Any) -> float | int | None:
     return value
 
 
-def _message(node: Mapping[str, Any]) -> str | None:
+def _message(node: Mapping[str, Any], depth: int = 0) -> str | None:
     for key in _MESSAGE_KEYS:
         value = node.get(key)
         if isinstance(value, str) and value.strip():
             return shown(value)
-        if isinstance(value, dict):  # Terminus puts some errors as objects; Actuator nests them in details
-            inner = _message(value)
+        if isinstance(value, dict) and depth < 3:  # Terminus puts some errors as objects; Actuator nests them
+            inner = _message(value, depth + 1)
             if inner:
                 return inner
     return None
@@ -164,7 +166,10 @@ class _Checks:
             unique = f"{base}#{n}"
         self.names.add(unique)
         if detail is None and status is Status.UNKNOWN:
-            detail = f"status {shown(said, 60)!r} is not one opsconsole knows" if said is not None else "no status"
+            if isinstance(said, str) and said.strip().lower() == "unknown":
+                detail = f"reports {shown(said, 60)}"  # Actuator's own word: the check could not tell
+            else:
+                detail = f"status {shown(said, 60)!r} is not one opsconsole knows" if said is not None else "no status"
         latency = number(latency_ms)
         child = Child(name=unique, status=status, latency_ms=None if latency is None else float(latency),
                       detail=detail, metrics=dict(metrics or {}))
@@ -371,10 +376,14 @@ def _actuator(body: Mapping[str, Any], previous: BodyHealth | None = None) -> Bo
 def _actuator_parts(node: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     """The components a node holds: `components` (2.2+), `details` holding statuses (2.0/2.1), or, at 1.x, objects
     with a status beside the node's own."""
+    # A component's status is a word: {"response": {"status": 200}} in a leaf's details is a figure, not a component.
     for key in ("components", "details"):
         part = node.get(key)
-        if isinstance(part, dict) and part and all(isinstance(v, dict) and "status" in v
-                                                      for v in part.values()):
+        if isinstance(part, dict) and part and all(isinstance(v, dict) and isinstance(v.get("status"), str)
+                                                   for v in part.values()):
             return part
+        if key == "components" and isinstance(part, dict):
+            return {}  # 2.2+: `details` beside `components` holds figures, never components
     return {k: v for k, v in node.items()
-            if k not in ("status", "details", "components") and isinstance(v, dict) and "status" in v}
+            if k not in ("status", "details", "components") and isinstance(v, dict)
+            and isinstance(v.get("status"), str)}

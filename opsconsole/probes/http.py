@@ -15,12 +15,6 @@ from opsconsole.probes import Clients, WireTiming, describe, health_formats, hos
 
 _MAX_BODY = 1 << 20  # a health body larger than 1 MiB is cut, not read whole
 
-def _shown(value: Any, limit: int) -> str:
-    """Text from the server (body, reason phrase, Location) as it may be shown: the server chose it, so its
-    control characters are escaped, line breaks too (one member, one line)."""
-    return masking.printable(str(value)[:limit], one_line=True)
-
-
 def body_findings(body: health_formats.BodyHealth) -> list[tuple[Status, str]]:
     """What a health body says about the member itself: its own status (whatever the HTTP code), checks left
     out, and what was malformed."""
@@ -44,6 +38,8 @@ def _read_body(clients: Clients, name: str, raw: bytes, content_type: str) -> he
     A service answers the same body round after round: the last body read for each member is kept with what it
     said, so an unchanged body costs one comparison, not a parse (10,000 checks a round at 200 members)."""
     kept = clients.bodies.get(name)
+    if kept is not None and kept[3] != masking.generation():
+        kept = None  # a secret was registered since: what was kept was masked without it, read it all again
     if kept is not None and kept[0] == raw and kept[1] == content_type:
         return kept[2]
     text = raw.decode("utf-8", errors="replace")
@@ -56,7 +52,7 @@ def _read_body(clients: Clients, name: str, raw: bytes, content_type: str) -> he
         else:
             previous = kept[2] if kept is not None and isinstance(kept[2], health_formats.BodyHealth) else None
             health = health_formats.read(body, content_type, previous)
-    clients.bodies[name] = (raw, content_type, health)
+    clients.bodies[name] = (raw, content_type, health, masking.generation())
     return health
 
 
@@ -97,9 +93,9 @@ async def probe_http(target: Target, clients: Clients) -> Observation:
     latency = timing.latency_ms() or (time.perf_counter() - t0) * 1000
     findings: list[tuple[Status, str]] = []
     if code >= 400:
-        findings.append((Status.CRIT, f"HTTP {code} {_shown(reason, 200)}".strip()))
+        findings.append((Status.CRIT, f"HTTP {code} {health_formats.shown(reason, 200)}".strip()))
     elif code >= 300:
-        findings.append((Status.WARN, f"HTTP {code} redirect to {_shown(location, 200)}"))
+        findings.append((Status.WARN, f"HTTP {code} redirect to {health_formats.shown(location, 200)}"))
     children: tuple[Child, ...] = ()
     metrics: dict[str, Any] = {"status_code": code}
     health = _read_body(clients, target.name, raw, content_type)

@@ -275,20 +275,17 @@ class OpsConsole(App[None]):
         """Notifications as Nagios separates soft from hard states: a member turning warn, or back to ok, is told at
         once; one turning crit is alerted (an error notification and the bell) only once it has failed more checks
         in a row than its `failures` threshold. Its panel says crit from the first failed check either way."""
-        if previous is None:
-            return
         ring = False
         for r in rnd.readings:
-            before = previous.reading(r.name)
-            if before is None:
-                continue
+            before = previous.reading(r.name) if previous is not None else None
+            # The first round has no before: only an alert is told (`failures = 0` alerts at the first check).
             detail = f": {r.error}" if r.error else (f": {r.reasons[0]}" if r.reasons else "")
             # markup=False: names and errors come from servers ("api/[/]" would raise, "[@click=...]" would act).
-            if r.alerting and not before.alerting:
+            if r.alerting and (before is None or not before.alerting):
                 self.notify(f"{r.name}: {r.status.value}, failed {r.consecutive_failures}× in a row{detail}",
                             title="ALERT", severity="error", timeout=10, markup=False)
                 ring = True
-            elif before.status is not r.status and r.status is not Status.CRIT:
+            elif before is not None and before.status is not r.status and r.status is not Status.CRIT:
                 recovered = " (alert over)" if before.alerting else ""
                 severity = {"warn": "warning"}.get(r.status.value, "information")
                 self.notify(f"{r.name}: {before.status.value} → {r.status.value}{recovered}{detail}",

@@ -165,3 +165,31 @@ def test_check_json_and_exit_code(http_server, tmp_path, name, code, content_typ
     assert any(s["name"] == f"api/{sub}" and s["status"] != "ok" for s in out["services"])
     assert api["failed_checks"] == (1 if status == "crit" else 0) and api["alert"] is False
     assert rc == exit_code
+
+
+def test_a_secret_registered_after_a_body_was_read_is_masked_from_the_next_round(http_server):
+    """The last body of each member is kept (an unchanged body is not parsed again): a secret registered since (a
+    rotation, a secret param) must still be masked in what was kept, in the sub-service and in the member's reasons."""
+    import asyncio
+
+    from opsconsole import masking
+    from opsconsole.health import Monitor
+    from tests.integration.conftest import environment
+
+    body = {"status": "error", "info": {}, "error": {"redis": {"status": "down", "message": "auth failed: hunter3x"}},
+            "details": {"redis": {"status": "down", "message": "auth failed: hunter3x"}}}
+    url = http_server.serve("/secret", 503, json.dumps(body), NEST)
+
+    async def rounds():
+        monitor = Monitor(environment({"api": {"kind": "http", "url": url}}), 2.0)
+        try:
+            first = await monitor.round()
+            masking.register("hunter3x")
+            return first, await monitor.round()
+        finally:
+            await monitor.aclose()
+
+    first, second = asyncio.run(rounds())
+    assert first.reading("api/redis").reasons == ("auth failed: hunter3x",)  # not a secret yet
+    assert second.reading("api/redis").reasons == ("auth failed: ***",)
+    assert "hunter3x" not in " ".join(second.reading("api").reasons)

@@ -52,6 +52,23 @@ def test_unknown_keys_are_errors_with_their_line(text, message):
     assert error(text).startswith(message), error(text)
 
 
+def test_a_kind_that_cannot_be_told_yet_allows_every_probes_keys(tmp_path):
+    # url = "${API_URL}": the kind is known only once the environment resolves; tls_verify must not be refused
+    (tmp_path / ".env").write_text("API_URL=https://api.internal/health\n")
+    cfg = config.parse('[environments.l.services.api]\nurl = "${API_URL}"\ntls_verify = false\n',
+                       tmp_path / "opsconsole.toml", tmp_path)
+    (api,) = cfg.environment("l").services
+    assert api.kind == "http" and api.options["tls_verify"] is False
+
+
+def test_a_mistyped_kind_is_named_before_the_keys_it_would_read():
+    assert error('[environments.l.services.api]\nkind = "htttp"\nurl = "http://h/"\ntls_verify = false\n'
+                 ).startswith("/x/opsconsole.toml:2: unknown kind 'htttp'")
+    assert error('[environments.l.queues.q]\nkidn = "bullmq"\nurl = "redis://h/0"\nqueue = "x"\n') == (
+        "/x/opsconsole.toml:2: queue 'q' needs a kind (bullmq | bull | rabbitmq | sqs | redis-list); is 'kidn' a "
+        "typo of 'kind'?")
+
+
 def test_every_documented_key_loads():
     load("""
 [environments.l]

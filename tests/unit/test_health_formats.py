@@ -127,3 +127,26 @@ def test_a_changed_body_rereads_only_the_checks_that_changed():
     body["components"]["db"]["status"] = "DOWN"
     third = hf.read(json.loads(json.dumps(body)), previous=second)
     assert {c.name: c.status for c in third.children} == {"db": Status.CRIT, "diskSpace": Status.CRIT}
+
+
+def test_hostile_shapes_found_in_review():
+    # a message nested deeper than the stack: read with a bound, never a RecursionError
+    node: dict = {"output": "x"}
+    for _ in range(5000):
+        node = {"output": node}
+    got = hf.read({"status": "UP", **node})
+    assert got.status is Status.OK
+    # a leaf's details holding {"status": 200} is a figure, not an Actuator component
+    got = hf.read({"status": "UP", "details": {"response": {"status": 200}}})
+    assert got.format == "actuator" and got.status is Status.OK and got.children == ()
+    # Actuator's own UNKNOWN is a word it uses, not one opsconsole does not know
+    got = hf.read({"status": "UP", "components": {"db": {"status": "UNKNOWN"}}})
+    assert got.children[0].detail == "reports UNKNOWN"
+
+
+def test_a_secret_crossing_the_cut_is_masked_whole():
+    from opsconsole import masking
+
+    masking.register("SuperSecretPassw0rd")
+    text = "x" * 190 + "SuperSecretPassw0rd and more"
+    assert hf.shown(text, 200) == "x" * 190 + "*** and mo"  # cut at 200 first, it showed "SuperSecre"

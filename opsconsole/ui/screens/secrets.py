@@ -25,7 +25,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
-from opsconsole import masking
+from opsconsole import config_schema, masking
 from opsconsole.config import Config, Environment
 from opsconsole.errors import UserError
 from opsconsole.ui.widgets.header import EnvHeader, badge_text
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from opsconsole.ui.screens.run import RunScreen
 
 # Keys of a secret's table that say how it is rotated, not where it lives.
-_HOW_KEYS = {"restart", "length", "alphabet", "bytes", "verify_timeout"}
+_HOW_KEYS = config_schema.SECRET | config_schema.SECRET_BY_PROVIDER["local"]
 # Providers whose secret store keeps the previous version itself (AWS Secrets Manager's AWSPREVIOUS).
 _VERSIONED = {"aws"}
 

@@ -12,10 +12,11 @@ from textual.message import Message
 from textual.widgets import Sparkline, Static
 
 from opsconsole import masking, report
-from opsconsole.health import Reading, Status
+from opsconsole.health import SUB_SERVICE, Reading, Status
 
 STATUS_MARK = {Status.OK: "●", Status.WARN: "▲", Status.CRIT: "✖", Status.UNKNOWN: "?"}
 ALERT_MARK = "⚑"
+SUB_LINES = 8  # sub-services listed on a panel; the detail view lists them all
 
 
 def trend_series(reading: Reading, history: Sequence[Reading]) -> tuple[str, list[float]]:
@@ -122,15 +123,25 @@ class MemberPanel(Vertical, can_focus=True):
 
         figures = Text(masking.printable(" · ".join(report.figures(reading))) if not reading.error else "")
         colours = self._status_colours()
-        for child in children:
+        # The failing ones first, then as many as fit: a body of 50 checks must not make a panel 50 lines tall.
+        shown = sorted(children, key=lambda c: -c.status.rank)[:SUB_LINES] if len(children) > SUB_LINES else children
+        for child in shown:
             sub = child.name.split("/", 1)[1]
-            latency = "" if child.latency_ms is None else f" {child.latency_ms:.0f} ms"
-            extra = ", ".join(report.figures(child))
+            if child.latency_ms is not None:
+                extra = f" {child.latency_ms:.0f} ms"
+            elif child.status is not Status.OK and child.reasons:
+                extra = f": {child.reasons[0]}"  # what is wrong with it, on its own line
+            else:  # one figure fits a panel line; the detail view has them all
+                extra = next((f" · {f}" for f in report.figures(child)), "")
             line = Text(f"{STATUS_MARK[child.status]} ", style=colours.get(child.status, ""))
-            line.append(masking.printable(f"{sub} {child.status.value}{latency}" + (f" · {extra}" if extra else "")))
+            line.append(masking.printable(f"{sub} {child.status.value}{extra}"))
             if figures:
                 figures.append("\n")
             figures.append_text(line)
+        if len(children) > len(shown):
+            hidden = children[len(shown):] if shown is children else [c for c in children if c not in shown]
+            bad = sum(c.status is not Status.OK for c in hidden)
+            figures.append(f"\n+ {len(hidden)} more sub-services" + (f", {bad} not ok" if bad else ", all ok"))
         self._set("#figures", figures, layout=True)
 
         label, series = trend_series(reading, history)
@@ -142,7 +153,9 @@ class MemberPanel(Vertical, can_focus=True):
         if spark.styles.width is None or spark.styles.width.value != len(spark.data):
             spark.styles.width = len(spark.data)  # grows until the history fills the panel, then stays
 
-        problem = reading.error or "\n".join(reading.reasons)
+        # The failing sub-services are on their own lines above, with their messages: not said twice here.
+        problem = reading.error or "\n".join(r for r in reading.reasons
+                                             if not (children and r.startswith(SUB_SERVICE)))
         failing = report.failures_text(reading)
         if failing:
             problem = "\n".join(p for p in (problem, failing) if p)
