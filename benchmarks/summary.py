@@ -1,7 +1,7 @@
 """Summary of a `make bench` run: every figure beside its baseline, one line each, and the ratio.
 
 Reads the JSON the benchmarks wrote with `--save` into one directory (probe_round.json,
-queue_round.json, engine_step.json, dashboard.json); a missing file is reported, not fatal.
+queue_round.json, health_bodies.json, engine_step.json, dashboard.json); a missing file is reported, not fatal.
 
     .venv/bin/python benchmarks/summary.py DIR
 """
@@ -53,6 +53,16 @@ def rows(directory: Path) -> list[tuple[str, str, str, str]]:
                     f"{r['round_ms']:.1f} ms, {r['commands']:.0f} cmds",
                     f"{r['baseline_ms']:.0f} ms one by one ({r['baseline_commands']:.0f} cmds)",
                     f"{1 / r['speedup']:.2f}x ({r['speedup']:.1f}x faster)"))
+
+    bodies = _load(directory, "health_bodies")
+    if bodies is None:
+        out.append(("health bodies round", missing, "", ""))
+    else:
+        plain = bodies["plain"]["cpu_ms"]
+        for name, what in (("actuator", "unchanged"), ("changing", "changed every round")):
+            out.append((f"{bodies['targets']} x {bodies['checks']}-check Actuator bodies, {what}",
+                        f"{bodies[name]['cpu_ms']:.0f} ms CPU", f"{plain:.0f} ms plain 200s",
+                        f"{bodies[name]['cpu_ms'] / plain:.2f}x"))
 
     engine = _load(directory, "engine_step")
     if engine is None:

@@ -223,8 +223,8 @@ async def test_the_tui_survives_hostile_bodies_and_never_reads_them_as_markup(ho
             hostile.flip_body = json.dumps({"healthy": True, "services": {
                 "[/]": {"status": "down", "error": "[@click=app.quit]quit[/] [link=https://evil.example]x[/link]"}},
             }).encode()
-            await wait_until(pilot, lambda: any("[/]" in str(t.render()) for t in app.screen.query(Toast)),
-                             what="the status change toast")
+            await wait_until(pilot, lambda: any("flip: crit" in str(t.render()) for t in app.screen.query(Toast)),
+                             what="the alert toast")
             toasts = " ".join(str(t.render()) for t in app.screen.query(Toast))
             assert ("flip: crit, failed 1× in a row: sub-service [/] crit: [@click=app.quit]quit[/] "
                     "[link=https://evil.example]x[/link]") in toasts
