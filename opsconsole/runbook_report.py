@@ -62,18 +62,26 @@ def validate(paths: list[Path], environment: Environment | None = None) -> tuple
 
 
 def _expectation_problems(book: Runbook, environment: Environment) -> list[UserError]:
-    """`expect` lines that can never hold in `environment`; lines still holding a {{ param }} are checked by
-    `plan`, once the params are known."""
+    """`expect` lines that can never hold in `environment`, read with the params' defaults; a line still holding a
+    {{ placeholder }} without one (a required param, a {{ previous.* }}) is checked by `plan` once it is known."""
     from opsconsole import expect
 
+    defaults = {p.name: p.default for p in book.params if p.default is not None}
     problems: list[UserError] = []
     for step in book.steps:
         for block in step.blocks:
             if block.lang != "ops":
                 continue
-            for offset, line in enumerate(block.source.split("\n")):
-                text = line.strip()
-                if not text.startswith("expect") or "{{" in text:
+            lines = block.source.split("\n")
+            try:
+                rendered = runbook.render(block, defaults, {}, book.path).split("\n")
+            except UserError:
+                rendered = []
+            if len(rendered) != len(lines):  # not renderable with the defaults alone: the lines without a placeholder
+                rendered = ["" if "{{" in line else line for line in lines]
+            for offset, (line, text) in enumerate(zip(lines, rendered)):
+                text = text.strip()
+                if not text.startswith("expect"):
                     continue
                 try:
                     exp = expect.parse(text, book.path, block.line + 1 + offset)
@@ -81,7 +89,8 @@ def _expectation_problems(book: Runbook, environment: Environment) -> list[UserE
                     continue  # inspect() reported it already
                 why = expect.unknowable(exp, environment)
                 if why is not None:
-                    problems.append(UserError(f"`{exp.text}`: {why}", book.path, exp.line))
+                    given = " (with the params' defaults)" if "{{" in line else ""
+                    problems.append(UserError(f"`{exp.text}`{given}: {why}", book.path, exp.line))
     return problems
 
 

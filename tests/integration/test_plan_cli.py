@@ -240,3 +240,14 @@ def test_validate_with_an_environment_checks_every_expect(home):
     assert proc.returncode == 1
     assert ("runbooks/smoke.md:11: `expect emails.depth < 1000`: emails is not a probed member of environment "
             "staging (members: db)") in proc.stdout
+
+
+def test_validate_reads_a_templated_expect_with_the_params_defaults(home):
+    (home / "runbooks" / "drain.md").write_text(
+        "---\nparams:\n  queue: {type: str, default: emails}\n  other: {type: str}\n---\n" + VACUOUS
+        + "\n## Later\n```ops {\"role\": \"verify\"}\nexpect {{ other }}.depth < 5\n```\n")
+    proc = opsconsole(home, "runbooks", "validate", "runbooks/drain.md", "--env", "staging")
+    assert proc.returncode == 1
+    assert ("runbooks/drain.md:16: `expect emails.depth < 1000` (with the params' defaults): emails is not a probed "
+            "member of environment staging (members: db)") in proc.stdout
+    assert "other" not in proc.stdout  # a required param without a default: plan checks it once it is given
