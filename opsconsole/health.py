@@ -239,9 +239,8 @@ class Monitor:
         self.history: dict[str, deque[Reading]] = {}
         self._history_len = history
         self._failures: dict[str, int] = {}
-        # member -> (its children, id(child) -> (child, fields), the fields in order): see _children
-        self._child_fields: dict[str, tuple[tuple[Child, ...], dict[int, tuple[Child, dict[str, Any]]],
-                                            list[dict[str, Any]]]] = {}
+        # member -> (its last body's children, their reading fields in the same order): see _children
+        self._child_fields: dict[str, tuple[tuple[Child, ...], list[dict[str, Any]]]] = {}
         self._running = False
 
     @property
@@ -318,7 +317,7 @@ class Monitor:
         members of 50 checks that is 10,000 readings a round; building each afresh cost more than the round's probes."""
         kept = self._child_fields.get(target.name)
         if kept is None or kept[0] is not children:  # a changed body: most of its checks are still the same objects
-            by_id = kept[1] if kept is not None else {}
+            by_id = {id(c): (c, f) for c, f in zip(*kept)} if kept is not None else {}
             fields = []
             for child in children:
                 known = by_id.get(id(child))
@@ -328,9 +327,9 @@ class Monitor:
                     "error": None, "reasons": (child.detail,) if child.detail else (),  # masked where it was read
                     "consecutive_failures": 0, "parent": target.name, "alert_after": None,
                 })
-            kept = (children, {id(c): (c, f) for c, f in zip(children, fields)}, fields)
+            kept = (children, fields)
             self._child_fields[target.name] = kept
-        return [Reading.stamped(fields, at) for fields in kept[2]]
+        return [Reading.stamped(fields, at) for fields in kept[1]]
 
     async def aclose(self) -> None:
         await self.clients.aclose()

@@ -79,17 +79,15 @@ def _expectation_problems(book: Runbook, environment: Environment) -> list[UserE
                 rendered = []
             if len(rendered) != len(lines):  # not renderable with the defaults alone: the lines without a placeholder
                 rendered = ["" if "{{" in line else line for line in lines]
-            for offset, (line, text) in enumerate(zip(lines, rendered)):
-                text = text.strip()
-                if not text.startswith("expect"):
-                    continue
-                try:
-                    exp = expect.parse(text, book.path, block.line + 1 + offset)
-                except UserError:
-                    continue  # inspect() reported it already
+            try:
+                items = runbook.parse_ops(block, "\n".join(rendered), book.path)
+            except UserError:
+                continue  # inspect() reported it already
+            for exp in (i for i in items if isinstance(i, expect.Expectation)):
                 why = expect.unknowable(exp, environment)
                 if why is not None:
-                    given = " (with the params' defaults)" if "{{" in line else ""
+                    templated = "{{" in lines[exp.line - block.line - 1]
+                    given = " (with the params' defaults)" if templated else ""
                     problems.append(UserError(f"`{exp.text}`{given}: {why}", book.path, exp.line))
     return problems
 

@@ -139,9 +139,12 @@ class MemberPanel(Vertical, can_focus=True):
                 figures.append("\n")
             figures.append_text(line)
         if len(children) > len(shown):
-            hidden = children[len(shown):] if shown is children else [c for c in children if c not in shown]
-            bad = sum(c.status is not Status.OK for c in hidden)
-            figures.append(f"\n+ {len(hidden)} more sub-services" + (f", {bad} not ok" if bad else ", all ok"))
+            def failing(readings: Sequence[Reading]) -> int:
+                return sum(c.status is not Status.OK for c in readings)
+
+            bad = failing(children) - failing(shown)
+            figures.append(f"\n+ {len(children) - len(shown)} more sub-services"
+                           + (f", {bad} not ok" if bad else ", all ok"))
         self._set("#figures", figures, layout=True)
 
         label, series = trend_series(reading, history)
