@@ -233,7 +233,8 @@ async def test_the_tui_survives_hostile_bodies_and_never_reads_them_as_markup(ho
                 app.panels[name].focus()
                 await pilot.press("enter")
                 assert isinstance(app.screen, MemberDetail)
-                await wait_for_rounds(app, pilot, 1, since=app.rounds_shown)  # it follows a live round too
+                # it follows a live round too; a round reads a 20 MB body and 20,000 checks, slow on a loaded machine
+                await wait_for_rounds(app, pilot, 1, since=app.rounds_shown, seconds=40)
                 assert_clean(app.export_screenshot(), f"the detail view of {name}")
                 cells = [str(c) for row in app.screen.query_one("#metrics", DataTable).rows
                          for c in app.screen.query_one("#metrics", DataTable).get_row(row)]

@@ -35,10 +35,10 @@ async def wait_until(pilot, check, seconds: float = 10.0, what: str = "condition
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
-async def wait_for_rounds(app: OpsConsole, pilot, count: int = 1, since: int = 0) -> None:
+async def wait_for_rounds(app: OpsConsole, pilot, count: int = 1, since: int = 0, seconds: float = 10.0) -> None:
     """Wait until `count` rounds more than `since` have been shown (capture `since` before acting)."""
     target = since + count
-    await wait_until(pilot, lambda: app.rounds_shown >= target, what=f"{count} probe round(s)")
+    await wait_until(pilot, lambda: app.rounds_shown >= target, seconds, what=f"{count} probe round(s)")
 
 
 def panel(app: OpsConsole, name: str) -> MemberPanel:

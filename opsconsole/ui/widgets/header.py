@@ -69,20 +69,26 @@ class EnvHeader(Horizontal):
 
     def show_environment(self, environment: Environment, read_only: bool) -> None:
         self.set_class(environment.is_production, "production")
-        self.query_one("#badge", Static).update(badge_text(environment, read_only))
+        for badge in self._part("#badge"):
+            badge.update(badge_text(environment, read_only))
 
     def show_status(self, status: Status | None) -> None:
         text = "…" if status is None else status.value.upper()
         if text == self._status:
             return  # unchanged: no restyle, no layout
         self._status = text
-        widget = self.query_one("#env-status", Static)
-        for s in Status:
-            widget.set_class(status is s, s.value)
-        widget.update(text)
+        for widget in self._part("#env-status"):
+            for s in Status:
+                widget.set_class(status is s, s.value)
+            widget.update(text)
 
     def show_round_info(self, text: str) -> None:
         # Every second: a repaint of one fixed-height line, never a layout of the screen.
         if text != self._round_info:
             self._round_info = text
-            self.query_one("#round-info", Static).update(text, layout=False)
+            for widget in self._part("#round-info"):
+                widget.update(text, layout=False)
+
+    def _part(self, selector: str) -> list[Static]:
+        # Empty only while the app shuts down: its children go first, and a timer may still tick then.
+        return list(self.query_children(selector).results(Static))
