@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from opsconsole import masking
 from opsconsole.errors import ConfigError, UserError
 from opsconsole.lock import (HEARTBEAT_S, STALE_AFTER_S, EnvironmentLock, LockHeld, LockHolder, decide, flock_held,
-                             holder_alive, lock_path, pid_alive, try_flock, unflock)
+                             holder_alive, local_holder, lock_path, pid_alive, try_flock, unflock)
 
 if TYPE_CHECKING:
     from opsconsole.config import Config
@@ -682,9 +682,13 @@ class SqliteJournal(Journal):
             with self._transaction() as ex:
                 rows = ex(f"SELECT {_LOCK_COLUMNS} FROM opsconsole_locks WHERE environment = ?", (key,))
                 current = self._holder(rows[0]) if rows else None
-                # We hold the flock, so whoever the row names is gone: the kernel released their flock.
-                reason = f"process {current.pid} on {current.host} no longer holds the lock" if current else ""
-                previous = self._claim(ex, environment, current, False, reason, holder, take_over, token, bool(rows))
+                # We hold the flock, so the kernel released theirs. That is a death certificate only once their
+                # process is gone too, and so is the guard stopping their step's commands (`local_holder`).
+                alive, reason = False, ""
+                if current is not None:
+                    alive, reason = local_holder(current) or (
+                        False, f"process {current.pid} on {current.host} no longer holds the lock")
+                previous = self._claim(ex, environment, current, alive, reason, holder, take_over, token, bool(rows))
         except BaseException:
             unflock(fd)
             raise

@@ -32,12 +32,13 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opsconsole import masking
+from opsconsole import masking, runner
 from opsconsole.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class LockHeld(UserError):
             message = (f"environment {environment!r} is locked by {who}, but its holder is gone ({reason}); "
                        f"take it over with --take-over (that run is marked interrupted and can be resumed later)")
         else:
-            message = (f"environment {environment!r} is locked by {who}; it is still alive: wait for it or ask "
+            alive = f"it is still alive ({reason})" if reason else "it is still alive"
+            message = (f"environment {environment!r} is locked by {who}; {alive}: wait for it or ask "
                        f"{holder.user if holder else 'its owner'} (only a dead holder can be taken over, with --take-over)")
         super().__init__(masking.mask(message))
 
@@ -182,10 +184,55 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_state(pid: int, since: datetime) -> str | None:
+    """The state letter of a process of this host ("R", "S", "T" for stopped...) if it exists and is the one that
+    was running at `since`; None if it is gone, a zombie, or its pid now names a younger process."""
+    if not pid_alive(pid):
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return "?"  # no /proc to ask: it exists, which is all we know
+    if started > since.timestamp() + 2:  # btime and ticks are coarse: allow for it
+        return None  # the pid was reused by a process born after the lock was taken
+    return fields[0].decode(errors="replace")
+
+
+def local_holder(holder: LockHolder, wait_s: float = runner.GRACE_S + 3) -> tuple[bool, str] | None:
+    """(alive, why) for a holder of this host, judged by its processes; None for another host's.
+
+    Alive while its process exists (stopped included: it may be continued) and, once it is gone, while the guard
+    that stops its commands still runs: we wait up to `wait_s` for that guard, so a resume right after a kill -9
+    starts once the old step's processes are gone, never beside them."""
+    if holder.host != socket.gethostname():
+        return None
+    state = process_state(holder.pid, holder.since)
+    if state == "T" or state == "t":
+        return True, (f"its process {holder.pid} is stopped, not gone: `kill -CONT {holder.pid}` lets it go on, "
+                      f"`kill {holder.pid}` ends it")
+    if state is not None:
+        return True, f"its process {holder.pid} still runs on {holder.host}"
+    deadline = time.monotonic() + wait_s
+    guards = runner.guards_of(holder.pid)
+    while guards and time.monotonic() < deadline:
+        time.sleep(0.05)
+        guards = runner.guards_of(holder.pid)
+    if guards:
+        return True, (f"its process {holder.pid} is gone, but the commands of its step are still being stopped "
+                      f"(guard pid {guards[0]})")
+    return False, f"process {holder.pid} no longer exists on {holder.host}"
+
+
 def holder_alive(holder: LockHolder, heartbeat_age_s: float | None, stale_after_s: float) -> tuple[bool, str]:
-    """(alive, why not) for a heartbeat-kept lock: a fresh heartbeat, and on this host a process that exists."""
-    if holder.host == socket.gethostname() and not pid_alive(holder.pid):
-        return False, f"process {holder.pid} no longer exists on {holder.host}"
+    """(alive, why) for a heartbeat-kept lock: on this host, its processes decide (`local_holder`); elsewhere a
+    fresh heartbeat."""
+    local = local_holder(holder)
+    if local is not None:
+        return local
     if heartbeat_age_s is not None and heartbeat_age_s > stale_after_s:
         return False, f"no heartbeat for {_duration(heartbeat_age_s)}, more than the {_duration(stale_after_s)} allowed"
     return True, ""
@@ -200,7 +247,7 @@ def decide(environment: str, current: LockHolder | None, alive: bool, reason: st
     if current is None:
         return "acquire"
     if alive:
-        raise LockHeld(environment, current, stale=False)
+        raise LockHeld(environment, current, stale=False, reason=reason)
     if current.run_id == wanted.run_id:
         return "replace"  # resuming that very run
     if current_run_status != "running":
@@ -225,7 +272,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 def lock_path(journal_path: Path, environment: str) -> Path:
-    """`<journal>.<env>.lock`; an environment name that is not filename-safe gets a hash so names cannot collide."""
+    """`<journal>.<env>.lock` beside the journal file itself, whatever path spelling reached it (symlinks, `..`):
+    two engineers reaching one journal by two spellings must take one lock. An environment name that is not
+    filename-safe gets a hash so names cannot collide."""
+    journal_path = journal_path.resolve()
     safe = _UNSAFE.sub("_", environment).lstrip(".") or "_"
     if safe != environment:
         safe += "-" + hashlib.sha256(environment.encode()).hexdigest()[:8]

@@ -1,18 +1,21 @@
 """The one place opsconsole starts a subprocess.
 
 Every command runs in a process group of its own, so a timeout or an abort ends the whole tree
-(SIGTERM, then SIGKILL after a grace period). Output is read line by line, masked before anything
+(SIGTERM, then SIGKILL after a grace period). A guard process outlives us to do the same should we die
+without a chance to (kill -9, the OOM killer): a step's command never runs on, orphaned, beside its resume. Output is read line by line, masked before anything
 sees it, streamed to a callback and kept as a short tail for the journal. Secrets travel through
 stdin or the environment, never argv: a `Command` whose argv holds a known secret is refused.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import selectors
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -89,6 +92,141 @@ class Aborted(Exception):
     """The command was stopped because the caller asked (the `cancel` event)."""
 
 
+# The guard: a tiny Python process in a session of its own (so a terminal's signals and a kill of our process
+# group miss it), started with the first command. We tell it on a pipe which process groups are running; when
+# the pipe reads EOF, we are gone, however we went, and it stops those groups as `_kill_group` would. It is the
+# record of a dying run too: the lock counts a holder whose guard still lives as alive (`guards_of`).
+GUARD_MARK = "opsconsole-guard"
+_GUARD_SCRIPT = r"""
+import os, signal, sys, time
+for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+    signal.signal(s, signal.SIG_IGN)
+grace = float(sys.argv[3])
+groups, armed = set(), set()
+for line in sys.stdin.buffer:  # EOF: whoever started us is gone, however it went
+    op, _, rest = line.strip().partition(b" ")
+    try:
+        if op[:1] == b"?":  # a command is about to start, with this token in its environment
+            armed.add(op[1:])
+        elif op[:1] == b"+":  # it started: its group, and its token is no longer needed
+            groups.add(int(op[1:]))
+            armed.discard(rest)
+        elif op[:1] == b"-":
+            groups.discard(int(op[1:]))
+    except ValueError:
+        pass
+def stat(entry):
+    try:
+        with open("/proc/" + entry + "/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2:].split()
+if armed and os.path.isdir("/proc"):  # killed between starting a command and telling us its group
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/" + entry + "/environ", "rb") as f:
+                    found = set(f.read().split(b"\0"))
+            except OSError:
+                continue
+            fields = stat(entry)
+            if fields and any(b"OPSCONSOLE_STEP=" + token in found for token in armed):
+                groups.add(int(fields[2]))
+def alive(pgid):
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            fields = stat(entry)
+            if fields and len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+                return True
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except OSError:
+            return False
+    return False
+def signal_all(sig):
+    for pgid in groups:
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            pass
+signal_all(signal.SIGTERM)
+deadline = time.monotonic() + grace
+while groups and time.monotonic() < deadline:
+    groups = {g for g in groups if alive(g)}
+    time.sleep(0.02)
+signal_all(signal.SIGKILL)
+deadline = time.monotonic() + 2
+while groups and time.monotonic() < deadline:
+    groups = {g for g in groups if alive(g)}
+    time.sleep(0.02)
+"""
+
+
+class _Guard:
+    """Our one guard process and the write end of its pipe (close-on-exec: no command of ours inherits it, or
+    the guard would wait for that command instead of us)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+        self._owner = 0  # the pid that started it: a forked child must start its own
+
+    def tell(self, line: str) -> None:
+        with self._mutex:
+            for _ in range(2):  # a guard that died (killed by hand) is started again, once
+                if self._fd is None or self._owner != os.getpid():
+                    self._start()
+                if self._fd is None:
+                    return  # no guard could start: the command still runs; the lock check has no record of it
+                try:
+                    os.write(self._fd, line.encode())
+                    return
+                except OSError:
+                    os.close(self._fd)
+                    self._fd = None
+
+    def _start(self) -> None:
+        read, write = os.pipe()
+        try:
+            subprocess.Popen([sys.executable, "-I", "-S", "-c", _GUARD_SCRIPT, GUARD_MARK, str(os.getpid()),
+                              str(GRACE_S)], stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True, close_fds=True)
+        except OSError:
+            os.close(write)
+            return
+        finally:
+            os.close(read)
+        self._fd, self._owner = write, os.getpid()
+
+
+_guard = _Guard()
+_tokens = itertools.count(1)
+
+
+def guards_of(pid: int) -> list[int]:
+    """The pids of live guards that `pid` started: while one lives, the commands of a `pid` that died are being
+    stopped."""
+    wanted = f"{GUARD_MARK}\0{pid}\0".encode()
+    found = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if wanted in cmdline and state not in (b"Z", b"X"):
+            found.append(int(entry.name))
+    return found
+
+
 class _Tail:
     def __init__(self, limit: int = TAIL_CHARS) -> None:
         self.lines: deque[str] = deque()
@@ -120,6 +258,9 @@ def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
         tail.add(line)
         on_output(line)
 
+    # Told before it starts, so a kill between its start and the next line still leaves the guard a way to it.
+    token = f"{os.getpid()}-{next(_tokens)}"
+    _guard.tell(f"?{token}\n")
     try:
         proc = subprocess.Popen(
             list(cmd.argv),
@@ -127,7 +268,7 @@ def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=cmd.cwd,
-            env={**os.environ, **cmd.env},
+            env={**os.environ, **cmd.env, "OPSCONSOLE_STEP": token},
             start_new_session=True,  # its own process group: one signal reaches the whole tree
         )
     except FileNotFoundError:
@@ -137,6 +278,16 @@ def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
     except OSError as exc:  # e.g. a cwd that does not exist
         return Result(126, "", time.monotonic() - started, error=masking.mask(f"cannot start {cmd.argv[0]}: {exc}"))
 
+    _guard.tell(f"+{proc.pid} {token}\n")  # start_new_session: the group id is the leader's pid
+    try:
+        return _follow(cmd, proc, started, tail, emit, timeout_s, cancel, grace_s)
+    finally:
+        _guard.tell(f"-{proc.pid}\n")
+
+
+def _follow(cmd: Command, proc: subprocess.Popen[bytes], started: float, tail: _Tail,
+            emit: Callable[[bytes], None], timeout_s: float | None, cancel: threading.Event | None,
+            grace_s: float) -> Result:
     if cmd.stdin is not None:
         # A thread, so a child that writes a lot before reading its stdin cannot deadlock us.
         threading.Thread(target=_feed, args=(proc, cmd.stdin), daemon=True).start()

@@ -86,10 +86,29 @@ def test_a_killed_holder_is_dead_at_once_and_taken_over_only_when_asked(pg_url, 
         assert store.get(first["run_id"]).status == "interrupted"
 
 
+def test_a_stopped_holder_of_this_host_is_never_called_dead(pg_url, children):
+    child = children(pg_url, "pg-stopped", "scale-workers")
+    first = child.line()
+    child.kill(signal.SIGSTOP)
+    with journal.open_journal(pg_url, heartbeat_s=HEARTBEAT, stale_after_s=STALE_AFTER) as store:
+        run, holder = me("pg-stopped")
+        time.sleep(STALE_AFTER + 3 * HEARTBEAT)  # its heartbeat is long stale, but its process is right here
+        with pytest.raises(LockHeld) as err:
+            store.lock("pg-stopped", holder, take_over=True)
+        assert not err.value.stale
+        assert f"its process {first['pid']} is stopped, not gone: `kill -CONT {first['pid']}`" in str(err.value)
+        assert store.get(first["run_id"]).status == "running"
+        child.kill(signal.SIGCONT)
+        assert child.finish() == {"lost": False}
+        assert store.get(first["run_id"]).status == "succeeded"
+
+
 def test_a_silent_holder_goes_stale_after_the_timeout(pg_url, children):
     child = children(pg_url, "pg-stall", "scale-workers")
     first = child.line()
-    child.kill(signal.SIGSTOP)  # alive, so the pid check passes; only the heartbeat can tell
+    child.kill(signal.SIGSTOP)  # silent; and as if it ran on a host that dropped off the network:
+    with journal.open_journal(pg_url) as store:  # only the heartbeat can tell
+        store._query("UPDATE opsconsole_locks SET host = 'gone.example' WHERE environment = 'pg-stall'", ())
     stopped = time.monotonic()
     with journal.open_journal(pg_url, heartbeat_s=HEARTBEAT, stale_after_s=STALE_AFTER) as store:
         run, holder = me("pg-stall")

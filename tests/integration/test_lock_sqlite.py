@@ -154,7 +154,7 @@ def test_a_killed_holder_is_dead_and_taken_over_only_when_asked(spec, children):
         store.lock("production", me)  # dead, but its run was in progress: not silently
     assert err.value.stale is True and err.value.holder.pid == first["pid"]
     assert f"locked by run {first['run_id']} of runbook restore-backup" in str(err.value)
-    assert f"its holder is gone (process {first['pid']} on " in str(err.value)
+    assert f"its holder is gone (process {first['pid']} no longer exists on " in str(err.value)
     assert "take it over with --take-over" in str(err.value)
 
     with store.lock("production", me, take_over=True) as held:
@@ -205,3 +205,27 @@ def test_the_lock_file_sits_beside_the_journal(spec, children):
     child.line()
     assert Path(spec + ".prod-eu_1.lock").exists()
     assert child.finish() == {"lost": False}
+
+
+def test_two_spellings_of_one_journal_race_for_one_lock(tmp_path, children):
+    """One journal reached through a symlinked folder or a symlink to the file: 20 races, each with one winner."""
+    spec = tmp_path / "journal.sqlite3"
+    journal.open_journal(str(spec)).close()
+    (tmp_path / "team").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "mine.sqlite3").symlink_to(spec)
+    spellings = [str(tmp_path / "team" / "journal.sqlite3"), str(tmp_path / "mine.sqlite3")]
+    for batch in range(4):
+        at = time.time() + 3
+        pairs = [(children(str(spec), f"sym{batch}-{i}", "scale-workers", at),
+                  children(spellings[i % 2], f"sym{batch}-{i}", "deploy", at)) for i in range(5)]
+        winners = []
+        for a, b in pairs:
+            lines = [a.line(), b.line()]
+            assert sorted(line["won"] for line in lines) == [False, True], lines
+            loser = next(line for line in lines if not line["won"])
+            assert loser["stale"] is False and "it is still alive" in loser["message"]
+            winners.append(a if lines[0]["won"] else b)
+        for winner in winners:
+            winner.proc.stdin.close()  # all at once: each lingers a few heartbeats before it finishes
+        for winner in winners:
+            assert winner.line() == {"lost": False} and winner.proc.wait(timeout=20) == 0
