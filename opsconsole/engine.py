@@ -36,21 +36,28 @@ if TYPE_CHECKING:
     from opsconsole.journal import Journal, RunRecord, StepRecord
 
 LEVELS = ("none", "yes", "typed")  # confirmation, weakest first
-CHANGE_ROLES = ("run", "rollback")
+CHANGE_ROLES = ("run", "rollback")  # an ops block changes things only in these roles; a shell block, in any
 DECISIONS = ("retry", "rollback", "rollback-all", "skip", "abort")
 VERIFY_TIMEOUT_S = 60.0
+_CANCELLED = "not confirmed: cancelled"
 POLL_S = 2.0  # verify polls at most this far apart (or the config's refresh, if shorter)
 
 
 # --- confirmation --------------------------------------------------------------------------------------------------
 
+def is_change(block: Block) -> bool:
+    """Whether running `block` may change something (SPEC section 5): a shell block of any role may (a "check"
+    can delete as well as a "run"); an ops block in a check or verify role only asserts (`expect`)."""
+    return block.lang != "ops" or block.role in CHANGE_ROLES
+
+
 def confirmation_for(protection: str, block: Block, destructive: bool) -> str:
     """How a block must be confirmed (SPEC section 5): "none", "yes" (y/N) or "typed" (the environment's name).
 
-    Checks and verifications never ask. A block's own `confirm` can raise what the environment demands,
+    `expect` checks and verifications never ask. A block's own `confirm` can raise what the environment demands,
     never lower it; in an `open` environment the strongest it asks for is y/N.
     """
-    if block.role not in CHANGE_ROLES:
+    if not is_change(block):
         return "none"
     asked = block.confirm or "none"
     if protection == "typed":
@@ -82,7 +89,7 @@ class PlannedBlock:
 
     @property
     def is_change(self) -> bool:
-        return self.block.role in CHANGE_ROLES
+        return is_change(self.block)
 
     @property
     def deferred(self) -> bool:
@@ -209,7 +216,7 @@ def _check_expectations(runbook: Runbook, steps: Sequence[PlannedStep], environm
 
 def _plan_block(runbook: Runbook, step: Step, block: Block, values: Mapping[str, object], provider: Provider,
                 environment: Environment, read_only: bool) -> PlannedBlock:
-    refused = "read-only environment" if read_only and block.role in CHANGE_ROLES else None
+    refused = "read-only environment" if read_only and is_change(block) else None
     previous = sorted(p.split(".", 1)[1] for p in placeholders(block) if p.startswith("previous."))
     if previous:
         verbs = _verbs(block.source) if block.lang == "ops" else []
@@ -637,7 +644,8 @@ class Engine:
         for block in step.of_role("check"):
             ok, message = self._check(step, block, state)
             if not ok:
-                return Failure(step, block, "check", f"check failed: {message}", attempt)
+                return Failure(step, block, "confirm" if message is _CANCELLED else "check",
+                               message if message is _CANCELLED else f"check failed: {message}", attempt)
         for block in step.of_role("run"):
             failure = self._change(step, block, state, attempt)
             if failure is not None:
@@ -645,7 +653,8 @@ class Engine:
         for block in step.of_role("verify"):
             ok, message = self._verify(step, block, state)
             if not ok:
-                return Failure(step, block, "verify", f"verification failed: {message}", attempt)
+                return Failure(step, block, "confirm" if message is _CANCELLED else "verify",
+                               message if message is _CANCELLED else f"verification failed: {message}", attempt)
         return None
 
     def _check(self, step: PlannedStep, block: PlannedBlock, state: _Attempt) -> tuple[bool, str]:
@@ -655,6 +664,8 @@ class Engine:
         except UserError as exc:
             return False, masking.mask(str(exc))
         self._event("block-started", _describe(block, calls), step=step, block=block)
+        if not self._confirmed(step, block, calls, state):
+            return False, _CANCELLED
         if block.expectations:
             ok, message = self._expectations(block.expectations)
         else:
@@ -668,16 +679,23 @@ class Engine:
             calls = self._calls(step, block)
         except UserError as exc:  # a {{ previous.* }} block that cannot be resolved: nothing ran
             return Failure(step, block, "run", masking.mask(str(exc)), attempt)
-        shown = [c.display for c in calls]
         self._event("block-started", _describe(block, calls), step=step, block=block)
-        if block.confirmation != "none" and not self.prompter.confirm(step, block, block.confirmation):
-            state.commands.extend(f"(not confirmed) {c}" for c in shown)
-            return Failure(step, block, "confirm", "not confirmed: cancelled", attempt)
-        self._lock.ensure_held()
+        if not self._confirmed(step, block, calls, state):
+            return Failure(step, block, "confirm", _CANCELLED, attempt)
         ok, message = self._commands(step, block, calls, state, timeout_s=block.block.timeout_s)
         if not ok:
             return Failure(step, block, "run", message, attempt)
         return None
+
+    def _confirmed(self, step: PlannedStep, block: PlannedBlock, calls: Sequence[Call], state: _Attempt) -> bool:
+        """Ask as the block's confirmation demands (a shell check or verify too: it may change as much as a run);
+        False, journaled as not confirmed, when the engineer cancels. Then make sure the lock is still ours."""
+        if block.confirmation != "none" and not self.prompter.confirm(step, block, block.confirmation):
+            state.commands.extend(f"(not confirmed) {c.display}" for c in calls)
+            return False
+        if block.is_change:
+            self._lock.ensure_held()
+        return True
 
     def _verify(self, step: PlannedStep, block: PlannedBlock, state: _Attempt) -> tuple[bool, str]:
         """Poll until every expectation holds (or the command exits 0), within the block's timeout and retries."""
@@ -687,6 +705,8 @@ class Engine:
         except UserError as exc:
             return False, masking.mask(str(exc))
         self._event("block-started", _describe(block, calls), step=step, block=block)
+        if not self._confirmed(step, block, calls, state):
+            return False, _CANCELLED
         timeout = block.block.timeout_s or VERIFY_TIMEOUT_S
         limit = block.block.retries + 1 if "retries" in block.block.attrs else None
         spacing = min(POLL_S, self.config.refresh)

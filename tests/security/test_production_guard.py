@@ -34,6 +34,9 @@ FAKES = Path(__file__).resolve().parent.parent / "fakes"
 TOKEN = "rw-guard-token-5e1f0a"
 MUTATIONS = ("OpsconsoleRedeploy", "OpsconsoleScale", "OpsconsoleVariableUpsert")
 TOUCH = "## Touch\n```sh\necho touched >> touched.txt\n```\n"
+# Shell blocks whose role says "check" or "verify" can change as much as a run: guarded the same way.
+CHECK = "## Check\n```sh {\"role\": \"check\"}\necho checked >> touched.txt\n```\n"
+VERIFY = "## Verify\n```sh {\"role\": \"verify\"}\necho verified >> touched.txt\n```\n"
 REFUSALS = (  # extra flags -> what the one line must say
     ((), "pass --yes"),
     (("--yes",), "pass --confirm-env production"),
@@ -375,6 +378,9 @@ CASES = [
     ("local", "backup", ("backup", "db"), "backup:db-"),
     ("local", "restore-backup", ("restore-backup", "db", "--from", "latest"), "db:restored"),
     ("local", "run-sh", ("run", "touch"), "sh:touched"),
+    ("local", "check-sh", ("run", "check"), "sh:checked"),
+    ("local", "verify-sh", ("run", "verify"), "sh:verified"),
+    ("aws", "check-sh", ("run", "check"), "sh:checked"),
 ]
 
 
@@ -382,6 +388,8 @@ def make_home(provider: str, tmp_path: Path, request, protection: str = "typed",
     home = PROVIDERS[provider](tmp_path, request, protection, what in ("backup", "restore-backup"))
     (tmp_path / "runbooks").mkdir(exist_ok=True)
     (tmp_path / "runbooks" / "touch.md").write_text(TOUCH)
+    (tmp_path / "runbooks" / "check.md").write_text(CHECK)
+    (tmp_path / "runbooks" / "verify.md").write_text(VERIFY)
     if what == "restore-backup" and provider != "aws":  # aws restores to a point in time: no backup needed
         backed_up(home)
     return home

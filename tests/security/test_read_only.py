@@ -38,7 +38,9 @@ RUNBOOKS = {
     "ship": "## Ship\n```ops\ndeploy api\n```\n",
     "check-then-touch": "## Look first\n```sh {\"role\": \"check\"}\necho checked >> touched.txt\n```\n"
                         "```sh\necho touched >> touched.txt\n```\n",
-    "look": "## Look\n```ops\nexpect db is ok\n```\n```sh {\"role\": \"check\"}\ntest -f opsconsole.toml\n```\n"
+    "look": "## Look\n```ops\nexpect db is ok\n```\n",
+    # A shell check can change as much as a run (`rm` in a "check"): refused like any change
+    "peek": "## Peek\n```sh {\"role\": \"check\"}\ntouch peeked\n```\n```sh {\"role\": \"verify\"}\ntouch verified\n```\n"
             "```sh {\"role\": \"verify\"}\ntest -d runbooks\n```\n",
 }
 
@@ -250,10 +252,15 @@ def test_reading_a_read_only_environment_still_works(home, mode, file_keyring):
     home.ok(*flag, "auth", "delete", "railway")
     home.ok(*flag, "snapshot", "--env", "prod", "--output", "ro.svg")
     assert "READ-ONLY" in (home.root / "ro.svg").read_text().replace("&#160;", " ")
-    # A runbook that only checks changes nothing: it runs (and is journaled), read-only or not.
+    # A runbook that only asserts (`expect`) changes nothing: it runs (and is journaled), read-only or not.
     looked = home.ok(*flag, "run", "look", "--env", "prod")
     assert "Run " in looked.stdout and "succeeded" in looked.stdout
     assert home.runs() == runs + 1
+    # Shell blocks in a check or verify role are changes: refused before anything runs.
+    peek = home.run(*flag, "run", "peek", "--env", "prod", "--yes")
+    assert peek.returncode == 2 and "read-only" in peek.stderr, peek.stderr
+    assert not (home.root / "peeked").exists() and not (home.root / "verified").exists()
+    assert "check (sh), REFUSED: read-only environment" in home.ok(*flag, "plan", "peek", "--env", "prod").stdout
     (home.root / "ro.svg").unlink()
     assert home.changes() == before, home.changes() - before
 

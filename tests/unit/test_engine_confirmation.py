@@ -14,8 +14,8 @@ from opsconsole.runbook import Block, parse
 from opsconsole.terminal import require_confirmations
 
 
-def block(role: str = "run", confirm: str | None = None) -> Block:
-    return Block(lang="sh", role=role, confirm=confirm, timeout_s=None, retries=0, name=None, source="true\n",
+def block(role: str = "run", confirm: str | None = None, lang: str = "sh") -> Block:
+    return Block(lang=lang, role=role, confirm=confirm, timeout_s=None, retries=0, name=None, source="true\n",
                  line=1, attrs={})
 
 
@@ -36,14 +36,15 @@ KINDS = {"change": (None, False), "destructive": (None, True), "confirm=yes": ("
 @pytest.mark.parametrize("protection,kind", sorted(EXPECTED))
 def test_confirmation_matrix_for_changes(protection, kind):
     confirm, destructive = KINDS[kind]
-    for role in ("run", "rollback"):
+    # A shell block of any role is a change: a "check" may delete as much as a "run" (SPEC section 5).
+    for role in ("run", "rollback", "check", "verify"):
         assert confirmation_for(protection, block(role, confirm), destructive) == EXPECTED[protection, kind]
 
 
 @pytest.mark.parametrize("protection,role,confirm,destructive", itertools.product(
     ("open", "confirm", "typed"), ("check", "verify"), (None, "none", "yes", "typed"), (False, True)))
-def test_checks_and_verifications_never_ask(protection, role, confirm, destructive):
-    assert confirmation_for(protection, block(role, confirm), destructive) == "none"
+def test_expect_checks_and_verifications_never_ask(protection, role, confirm, destructive):
+    assert confirmation_for(protection, block(role, confirm, lang="ops"), destructive) == "none"
 
 
 def test_unknown_protection_is_a_programming_error():
@@ -98,7 +99,9 @@ true
 
 def plan_for(tmp_path: Path, protection: str, text: str = RUNBOOK, read_only: bool = False):
     cfg = config.parse(f'[environments.prod]\nprovider = "local"\nprotection = "{protection}"\n'
-                       f'read_only = {"true" if read_only else "false"}\n', tmp_path / "opsconsole.toml", tmp_path)
+                       f'read_only = {"true" if read_only else "false"}\n'
+                       '[environments.prod.services.db]\nkind = "tcp"\nurl = "tcp://127.0.0.1:5432"\n',
+                       tmp_path / "opsconsole.toml", tmp_path)
     book, problems = parse(text, tmp_path / "matrix.md")
     assert problems == ()
     return build_plan(cfg, "prod", book, {})
@@ -134,8 +137,14 @@ def test_headless_run_rules(tmp_path, protection, yes, confirm_env, error):
 def test_with_a_terminal_the_prompts_decide_and_a_plan_without_changes_needs_nothing(tmp_path):
     plan = plan_for(tmp_path, "typed")
     require_confirmations(plan, plan.steps, tty=True, yes=False, confirm_env=None)
-    checks_only = plan_for(tmp_path, "typed", "## Look\n```sh {\"role\": \"check\"}\ntrue\n```\n")
+    checks_only = plan_for(tmp_path, "typed", "## Look\n```ops\nexpect db is ok\n```\n")
     require_confirmations(checks_only, checks_only.steps, tty=False, yes=False, confirm_env=None)
+    # A shell check may change anything: headless on `typed`, it needs --yes and --confirm-env like any change.
+    shell_check = plan_for(tmp_path, "typed", "## Look\n```sh {\"role\": \"check\"}\ntrue\n```\n")
+    with pytest.raises(UserError, match="pass --yes"):
+        require_confirmations(shell_check, shell_check.steps, tty=False, yes=False, confirm_env=None)
+    with pytest.raises(UserError, match="--confirm-env"):
+        require_confirmations(shell_check, shell_check.steps, tty=False, yes=True, confirm_env=None)
 
 
 def test_read_only_marks_every_change_refused_but_still_plans_it(tmp_path):
