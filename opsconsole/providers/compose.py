@@ -5,8 +5,10 @@
 - scale SERVICE --replicas N: the running count is read first (`ps --format json SERVICE`, recorded as
   previous.replicas), then `up -d --no-recreate --scale SERVICE=N SERVICE`.
 - rotate-secret NAME: rewrites NAME in the project's `.env` file with the `local` provider's atomic rewrite
-  (the line it replaces is kept in `.env.previous`, mode 0600; `--rollback` swaps it back), then
-  `up -d SERVICE` for each service to restart, which recreates the containers whose config changed.
+  (the statement it replaces is kept in `.env.previous`, mode 0600, once per rotation; `--rollback` puts it
+  back, once), then `up -d SERVICE` for each service to restart, which recreates the containers whose config
+  changed. A missing `.env`, a name not in it, or a name also set in opsconsole's own environment (which
+  Compose's interpolation prefers to the file) is refused at plan time.
 - backup DB: `exec -T DB pg_dump -Fc` into a file in the user state dir (written aside, then renamed), then its
   manifest as the `local` provider writes one (read back with this machine's pg_restore).
 - restore-backup DB --from BACKUP: the dump is verified here (size, sha256, `pg_restore -l`), then
@@ -18,9 +20,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -28,8 +32,8 @@ from urllib.parse import unquote, urlsplit
 from opsconsole import masking, runner
 from opsconsole.errors import ConfigError, UserError
 from opsconsole.providers import Call, Output, Provider, backup_files, queries, rotation
-from opsconsole.providers.local import (_SECRET_NAME, MakeDirectory, SecretRewrite, _entry, _key,
-                                        _read_lines, _value_of, bash)
+from opsconsole.providers.local import (_SECRET_NAME, MakeDirectory, SecretRewrite, _last, _read_text, _statements,
+                                        _value_of, bash)
 
 if TYPE_CHECKING:
     from opsconsole.actions import Action
@@ -92,10 +96,10 @@ class ComposeProvider(Provider):
 
     def _register_env_secrets(self) -> None:
         """Secret-looking values of the project's .env are masked wherever they would show."""
-        for line in _read_lines(self.env_file):
-            key = _key(line)
-            if key and (key in self.env.secrets or _SECRET_NAME.search(key)):
-                rotation.register_old(_value_of(line))
+        for statement in _statements(_read_text(self.env_file)):
+            key = statement.key
+            if key and statement.mark is None and (key in self.env.secrets or _SECRET_NAME.search(key)):
+                rotation.register_old(_value_of(statement.text))
 
     def compose(self, *args: str) -> tuple[str, ...]:
         return (self.docker, "compose", "-f", self.file_arg, "-p", self.project, *args)
@@ -120,6 +124,8 @@ class ComposeProvider(Provider):
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output,
                 cancel: threading.Event | None = None) -> runner.Result:
+        if isinstance(call, SecretRewrite):
+            call = replace(call, run_id=self.run_id)  # what it keeps names its run: a retry keeps it
         if isinstance(call, backup_files.CALLS):
             return backup_files.execute(call, self.run_id, timeout_s, on_output, cancel)
         return super().execute(call, timeout_s, on_output, cancel)
@@ -193,26 +199,42 @@ class ComposeProvider(Provider):
     def _rotate(self, action: Action) -> tuple[Call, ...]:
         spec = rotation.secret_spec(self.config, self.env, action)
         name = spec.name
-        lines = _read_lines(self.env_file)
-        old = _entry(lines, name)
+        restarts = [self._command("up", "-d", self.compose_service(self._service(action, "restart", s)))
+                    for s in spec.restart]
+        old = _last(_statements(_read_text(self.env_file)), name)
+        self._check_rotatable(action, old is not None)
         if old:
-            rotation.register_old(_value_of(old))
+            rotation.register_old(_value_of(old.text))
         if action.rollback:
             rewrite = SecretRewrite(path=self.env_file, previous=self.previous_file, name=name, value=None,
                                     display=f"rewrite {self.env_file}: {name} back to the line kept in "
                                             f"{self.previous_file} (which keeps the current one in turn)")
         else:
-            if name not in self.env.secrets and old is None:
-                raise UserError(f"`{action.text()}`: unknown secret {name}: define it in {self.env_file} or add "
-                                f"[environments.{self.env.name}.secrets.{name}]")
             value = rotation.new_value(spec)
             rewrite = SecretRewrite(path=self.env_file, previous=self.previous_file, name=name, value=value,
                                     display=f"rewrite {self.env_file}: {name}={masking.MASK} (new value, "
                                             f"{rotation.generated(spec)}); the previous line is kept in "
                                             f"{self.previous_file} (mode 0600)")
-        restarts = [self._command("up", "-d", self.compose_service(self._service(action, "restart", s)))
-                    for s in spec.restart]
         return (rewrite, *restarts)
+
+    def _check_rotatable(self, action: Action, in_file: bool) -> None:
+        """Refuse, before anything changes, a rotation that would not reach the containers: no project `.env`
+        (it would be created), a name not in it, or a name also set in opsconsole's own environment, which
+        Compose's `${NAME}` interpolation prefers to the `.env` file."""
+        name = action.secret or ""
+        unchanged = "nothing was changed"
+        if not self.env_file.is_file():
+            raise UserError(f"`{action.text()}`: there is no {self.env_file} (the project's env file, where the "
+                            f"compose provider rotates {name}; set env_file = \"...\" in "
+                            f"[environments.{self.env.name}.provider_options] if it lives elsewhere); {unchanged}")
+        if not in_file and not action.rollback:
+            raise UserError(f"`{action.text()}`: unknown secret {name}: it is not set in {self.env_file}, so there "
+                            f"is nothing to rotate; add {name}=<the current value> there first; {unchanged}")
+        if name in os.environ:
+            raise UserError(f"`{action.text()}`: {name} is also set in opsconsole's own environment (exported in "
+                            f"the shell that started it), and docker compose prefers that value to "
+                            f"{self.env_file.name}: the recreated containers would keep it. Run `unset {name}` "
+                            f"(or `env -u {name} opsconsole ...`) and try again; {unchanged}")
 
     # --- backup / restore ------------------------------------------------------------------------------------
 

@@ -6,8 +6,12 @@
   a `migrate` without a service uses `[environments.X.provider_options] migrate`, else the only service
   that has one). `rotate-secret --restart SERVICE` runs the service's `restart = "..."`.
 - scale is refused: a local process has no replica count.
-- rotate-secret rewrites `.env.<environment>` (atomically, other lines untouched); the line it replaces is
-  kept in `.env.<environment>.previous` (mode 0600), which `--rollback` swaps back.
+- rotate-secret rewrites `.env.<environment>` (atomically, every other byte untouched; a quoted value spanning
+  lines, a PEM key, is one statement as python-dotenv reads it); the statement it replaces is kept in
+  `.env.<environment>.previous` (mode 0600), once per rotation: a retry or resume of the same run keeps what the
+  first attempt kept. `--rollback` puts it back byte for byte, once: a second rollback changes nothing. A name
+  missing from the file, a missing file, or a name also set in opsconsole's own environment (which wins over the
+  file for every command it runs) is refused at plan time.
 - backup runs `pg_dump -Fc` of a postgres service into the user state dir and writes a manifest beside it
   (opsconsole/backups.py); restore-backup verifies the dump (checksum against the manifest, `pg_restore -l`)
   before anything is dropped, optionally restores into a scratch database first, then runs
@@ -36,7 +40,7 @@ from opsconsole import backups, masking, runner, secret_values
 from opsconsole.actions import RESTORE_VERIFY
 from opsconsole.backups import WriteManifest, backups_dir
 from opsconsole.errors import ConfigError, UserError
-from opsconsole.providers import Call, Output, Provider
+from opsconsole.providers import Call, Output, Provider, rotation
 
 if TYPE_CHECKING:
     from opsconsole.actions import Action
@@ -44,8 +48,6 @@ if TYPE_CHECKING:
 
 # .env variables whose values are masked wherever they would show (beside URL passwords, always masked).
 _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIALS?)$", re.IGNORECASE)
-_ENV_LINE = re.compile(r"^\s*(?P<export>export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)\s*=")
-_UNSET = "#opsconsole-unset "  # in the .previous file: the variable did not exist before the rotation
 _SCRIPT_VAR = "OPSCONSOLE_SCRIPT"
 # A script that holds a secret travels in the environment (readable by this user only), not argv (`ps`);
 # the variable is unset before the script runs so its children do not inherit it.
@@ -101,6 +103,8 @@ class LocalProvider(Provider):
             fresh = {k: v for k, v in self.file_values().items() if k not in os.environ}
             call = runner.Command(call.argv, display=call.display, stdin=call.stdin, env={**fresh, **call.env},
                                   cwd=call.cwd, fingerprint_text=call.fingerprint_text, records=call.records)
+        if isinstance(call, SecretRewrite):
+            call = replace(call, run_id=self.run_id)  # what it keeps names its run: a retry keeps it
         if isinstance(call, _BACKUP_CALLS):
             if isinstance(call, WriteManifest):
                 call = replace(call, run_id=self.run_id)  # the manifest names the run that made it
@@ -162,8 +166,6 @@ class LocalProvider(Provider):
     # --- rotate-secret ---------------------------------------------------------------------------------------
 
     def _rotate(self, action: Action) -> tuple[Call, ...]:
-        from opsconsole.providers import rotation
-
         spec = rotation.secret_spec(self.config, self.env, action)  # restart, length, alphabet: checked
         name = spec.name
         length, alphabet = spec.length, spec.alphabet
@@ -173,10 +175,12 @@ class LocalProvider(Provider):
                 raise ConfigError("bytes must be a whole number from 16 to 512", self.config.source,
                                   self._line("secrets", name, "bytes"))
             length, alphabet = -(-4 * size // 3), "urlsafe"
-        current = _read_lines(self.env_file)
-        old = _entry(current, name)
+        restarts = tuple(self._configured(self._service(action, "restart", s), "restart") for s in spec.restart)
+        current = _statements(_read_text(self.env_file))
+        old = _last(current, name)
+        self._check_rotatable(action, old is not None)
         if old:
-            masking.register(_value_of(old))
+            rotation.register_old(_value_of(old.text))
         if action.rollback:
             # Whether a previous value is kept is checked when it runs: a rotate-secret step's own rollback
             # block is planned before the rotation that keeps it.
@@ -184,20 +188,37 @@ class LocalProvider(Provider):
                                     display=f"rewrite {self.env_file}: {name} back to the line kept in "
                                             f"{self.previous_file} (which keeps the current one in turn)")
         else:
-            defined = name in self.env.secrets or _entry(current, name) is not None
-            if not defined and name not in _file_keys(self.base_dir / ".env"):
-                raise UserError(f"`{action.text()}`: unknown secret {name}: define it in {self.env_file.name} or "
-                                f"add [environments.{self.env.name}.secrets.{name}]")
             value = secret_values.generate(length, alphabet)
             made = f"{length or secret_values.DEFAULT_LENGTH[alphabet]} {alphabet} characters"
-            was = f" ({secret_values.fingerprint(_value_of(old))})" if old else ""
+            was = f" ({secret_values.fingerprint(_value_of(old.text))})" if old else ""
             kept = f"the previous line{was} is kept in {self.previous_file} (mode 0600)"
             # The new value is drawn for each plan, so the plan names how it is made; its fingerprint shows
-            # once it is written (SecretRewrite's output).
+            # once it is written (SecretRewrite's output). The value it replaces is left out of the plan's
+            # fingerprint: a resume after a failed restart finds the value its first attempt wrote there.
+            display = f"rewrite {self.env_file}: {name}={masking.MASK} (new value: {made}); {kept}"
             rewrite = SecretRewrite(path=self.env_file, previous=self.previous_file, name=name, value=value,
-                                    display=f"rewrite {self.env_file}: {name}={masking.MASK} (new value: {made}); "
-                                            f"{kept}")
-        return (rewrite, *(self._configured(self._service(action, "restart", s), "restart") for s in spec.restart))
+                                    display=display, fingerprint_text=display.replace(was, "", 1) if was else "")
+        return (rewrite, *restarts)
+
+    def _check_rotatable(self, action: Action, in_file: bool) -> None:
+        """Refuse, before anything changes, a rotation that would not reach what runs: no `.env.<environment>`
+        (it would be created, and nothing reads it), a name set in neither `.env` file, or a name also set in
+        opsconsole's own environment, which wins over the files for every command opsconsole runs."""
+        name = action.secret or ""
+        unchanged = "nothing was changed"
+        if not self.env_file.is_file():
+            raise UserError(f"`{action.text()}`: there is no {self.env_file} (where the local provider keeps "
+                            f"{name} for environment {self.env.name!r}): create it with {name}=<the current value>, "
+                            f"or pick the environment that has it with --env; {unchanged}")
+        if not in_file and not action.rollback and name not in _file_keys(self.base_dir / ".env"):
+            raise UserError(f"`{action.text()}`: unknown secret {name}: it is set in neither {self.env_file} nor "
+                            f"{self.base_dir / '.env'}, so there is nothing to rotate; add {name}=<the current "
+                            f"value> to {self.env_file.name} first; {unchanged}")
+        if name in os.environ:
+            raise UserError(f"`{action.text()}`: {name} is also set in opsconsole's own environment (exported in "
+                            f"the shell that started it), and that value wins over {self.env_file.name} for every "
+                            f"command opsconsole runs: the restarted services would keep it. Run `unset {name}` "
+                            f"(or `env -u {name} opsconsole ...`) and try again; {unchanged}")
 
     # --- backup / restore ------------------------------------------------------------------------------------
 
@@ -331,9 +352,13 @@ class MakeDirectory:
 
 @dataclass(frozen=True)
 class SecretRewrite:
-    """Set one variable of a .env file, keeping the line it replaces in the `.previous` file (0600).
+    """Set one variable of a .env file, keeping the statement it replaces in the `.previous` file (0600).
 
-    `value=None` is a rollback: the kept line comes back and the current one is kept in its place.
+    `value=None` is a rollback: the kept statement comes back and the current one is kept in its place, marked
+    rolled back, so a second rollback refuses instead of toggling back. What is kept is written once per rotation:
+    a retry of this call (the file already holds `value`) or of its run (`run_id`, a resume draws a new value)
+    leaves the kept statement alone, so the original survives until `--rollback` puts it back. (A second rotation
+    of the same name within one run is taken as such a retry: the rollback goes back to before the run.)
     """
 
     path: Path
@@ -343,106 +368,230 @@ class SecretRewrite:
     display: str = ""
     fingerprint_text: str = ""
     records: dict[str, object] = field(default_factory=dict)
+    run_id: str = ""  # the run executing it (set by the provider at run time): names what it keeps
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "display", masking.mask(self.display))
-        object.__setattr__(self, "fingerprint_text", self.fingerprint_text or self.display)
+        object.__setattr__(self, "fingerprint_text", masking.mask(self.fingerprint_text) or self.display)
 
     def perform(self, on_output: Output) -> runner.Result:
         started = time.monotonic()
         try:
-            lines = _read_lines(self.path)
-            kept = _read_lines(self.previous)
-            old = _entry(lines, self.name)
-            if old:
-                masking.register(_value_of(old))
+            if not self.path.is_file():
+                raise UserError(f"no {self.path}: nothing to rewrite; nothing was changed")
+            current = _statements(_read_text(self.path))
+            kept = _statements(_read_text(self.previous))
             if self.value is None:
-                restored = _entry(kept, self.name)
-                if restored is None:
-                    return runner.Result(1, "", time.monotonic() - started,
-                                         error=f"no previous value of {self.name} kept in {self.previous}")
-                new = None if restored.startswith(_UNSET) else restored
-                if new:
-                    masking.register(_value_of(new))
+                message, kept_value = self._roll_back(current, kept)
             else:
-                m = _ENV_LINE.match(old) if old else None
-                export = (m.group("export") or "") if m else ""
-                new = f"{export}{self.name}={self.value}\n"
-            # The old line is safe in the .previous file before the .env file changes: a crash in between
-            # leaves both files consistent.
-            keep = old if old is not None else f"{_UNSET}{self.name}\n"
-            _atomic_write(self.previous, "".join(_replace(kept, self.name, keep)), 0o600)
-            mode = stat.S_IMODE(self.path.stat().st_mode) if self.path.exists() else 0o600
-            _atomic_write(self.path, "".join(_replace(lines, self.name, new)), mode)
-        except OSError as exc:
+                message, kept_value = self._rotate(current, kept, self.value)
+        except UserError as exc:
+            return runner.Result(1, "", time.monotonic() - started, error=masking.mask(exc.message))
+        except (OSError, UnicodeError) as exc:
             return runner.Result(1, "", time.monotonic() - started, error=masking.mask(f"cannot rewrite: {exc}"))
-        what = "restored" if self.value is None else "rotated"
-        now = secret_values.fingerprint(_value_of(new)) if new else "unset"
-        message = f"{self.name} {what} ({now}) in {self.path}; the line it replaced is kept in {self.previous}"
         on_output(message)
-        recorded = {"secret": self.name, "previous_value": masking.mask(_value_of(old)) if old else "",
+        recorded = {"secret": self.name, "previous_value": masking.mask(kept_value) if kept_value else "",
                     "previous_file": str(self.previous)}
         return runner.Result(0, message, time.monotonic() - started, recorded=recorded)
 
+    def _rotate(self, current: list[_Statement], kept: list[_Statement], value: str) -> tuple[str, str]:
+        """Write `value`; keep the replaced statement unless this rotation already kept one."""
+        old = _last(current, self.name)
+        old_value = _value_of(old.text) if old else ""
+        rotation.register_old(old_value)
+        mark = _marker(kept, self.name)
+        retry = old_value == value or bool(self.run_id and mark and mark.mark == "kept" and mark.run == self.run_id)
+        new = f"{_prefix(old.text)}{self.name}={value}{_line_end(old.text)}" if old else f"{self.name}={value}\n"
+        if retry:
+            before = _last(kept, self.name)
+            kept_value = _value_of(before.text) if before else ""
+            rotation.register_old(kept_value)
+            note = (f"{self.previous} still keeps the value from before this rotation "
+                    f"({secret_values.fingerprint(kept_value) if before else 'none'}): a retry keeps what the first "
+                    f"attempt kept")
+        else:
+            # The replaced statement is safe in the .previous file before the .env file changes: a crash in
+            # between leaves both files consistent (and a retry of this run finds it kept).
+            keep = old.text if old else f"{_UNSET}{self.name}\n"
+            _atomic_write(self.previous, _put(kept, self.name, _marked("kept", self.name, self.run_id, keep)), 0o600)
+            kept_value = old_value
+            note = f"the value it replaced is kept in {self.previous}"
+        if old is None or old.text != new:
+            _atomic_write(self.path, _put(current, self.name, new), stat.S_IMODE(self.path.stat().st_mode))
+        return f"{self.name} rotated ({secret_values.fingerprint(value)}) in {self.path}; {note}", kept_value
 
-# --- .env file lines ---------------------------------------------------------------------------------------------
+    def _roll_back(self, current: list[_Statement], kept: list[_Statement]) -> tuple[str, str]:
+        """Put the kept statement back, once; the current one is kept in its place, marked rolled back."""
+        mark = _marker(kept, self.name)
+        if mark is not None and mark.mark == "rolled-back":
+            if self.run_id and mark.run == self.run_id:  # a retry of this very rollback: it is done
+                return f"{self.name} was restored by this run already; {self.path} is left as it is", ""
+            by = f" (run {mark.run})" if mark.run else ""
+            raise UserError(f"{self.name} was already rolled back{by}: {self.path.name} holds the value from before "
+                            f"the rotation again; nothing was changed (rotate it again to replace it)")
+        restored = _last(kept, self.name)
+        if restored is None:
+            raise UserError(f"no previous value of {self.name} kept in {self.previous}: nothing to roll back to; "
+                            f"nothing was changed")
+        old = _last(current, self.name)
+        old_value = _value_of(old.text) if old else ""
+        rotation.register_old(old_value)
+        new = None
+        if not restored.unset:
+            rotation.register_old(_value_of(restored.text))
+            # Its own line end was lost only if it had none (the file's last line): the rotated one kept that.
+            new = _strip_line_end(restored.text) + (_line_end(old.text) if old else _line_end(restored.text) or "\n")
+        keep = old.text if old else f"{_UNSET}{self.name}\n"
+        _atomic_write(self.previous, _put(kept, self.name, _marked("rolled-back", self.name, self.run_id, keep)),
+                      0o600)
+        _atomic_write(self.path, _put(current, self.name, new), stat.S_IMODE(self.path.stat().st_mode))
+        now = secret_values.fingerprint(_value_of(new)) if new else "unset"
+        return (f"{self.name} restored ({now}) in {self.path}; the value it replaced is kept in {self.previous}, "
+                f"marked rolled back", old_value)
+
+
+# --- .env files, statement by statement ---------------------------------------------------------------------------
+#
+# A statement is what python-dotenv reads as one: `NAME=value` with its line end, a comment, blank lines, or a
+# quoted value spanning lines (a PEM key). A file is exactly the concatenation of its statements, so replacing one
+# leaves every other byte as it was, and a rollback puts the replaced one back byte for byte.
+#
+# The .previous file holds, for each rotated name, a marker comment and the statement kept after it:
+#   #opsconsole-kept NAME run=RUN          the statement run RUN's rotation replaced: what --rollback restores
+#   #opsconsole-rolled-back NAME run=RUN   the statement run RUN's rollback replaced: a second rollback refuses
+#   #opsconsole-unset NAME                 (as the kept statement) NAME was not in the file before
+# A statement kept without a marker (written by hand, or by an older opsconsole) is kept all the same.
+
+_UNSET = "#opsconsole-unset "
+_MARK = re.compile(r"#opsconsole-(?P<kind>kept|rolled-back) (?P<name>\S+)(?: run=(?P<run>\S*))?[^\S\r\n]*"
+                   r"(?:\r\n|\n|\r)?\Z")
+_BLANK_LINES = re.compile(r"(?:[^\S\r\n]*(?:\r\n|\n|\r))*")
+_LINE_END = re.compile(r"(?:\r\n|\n|\r)\Z")
+_PREFIX = re.compile(r"[^\S\r\n]*(?:export[^\S\r\n]+)?")  # what a rewritten statement keeps in front of NAME=
+
+
+@dataclass(frozen=True)
+class _Statement:
+    text: str  # exactly as in the file, its line end included
+    key: str | None = None  # the variable it sets, or the name a marker is about; None: comment, blank, unparsable
+    mark: str | None = None  # "kept" | "rolled-back" for a .previous marker
+    run: str = ""  # the run that wrote the marker
+
+    @property
+    def unset(self) -> bool:
+        return self.text.startswith(_UNSET)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text exactly (no newline translation: a CRLF file stays CRLF); "" when there is none."""
+    return path.read_bytes().decode("utf-8") if path.is_file() else ""
+
+
+def _statements(text: str) -> list[_Statement]:
+    """`text` cut where python-dotenv's own parser cuts it; the texts joined give `text` back."""
+    from dotenv.parser import parse_stream
+
+    out: list[_Statement] = []
+    if text.startswith("\ufeff"):  # python-dotenv skips a byte-order mark: kept as a statement of its own
+        out.append(_Statement("\ufeff"))
+        text = text[1:]
+    for binding in parse_stream(io.StringIO(text)):
+        body = binding.original.string
+        blank = _BLANK_LINES.match(body)
+        lead = blank.end() if blank else 0
+        if 0 < lead < len(body):  # the blank lines before a statement stay where they are when it is replaced
+            out.append(_Statement(body[:lead]))
+            body = body[lead:]
+        mark = _MARK.match(body)
+        if body.startswith(_UNSET):
+            out.append(_Statement(body, key=body[len(_UNSET):].strip()))
+        elif mark:
+            out.append(_Statement(body, key=mark["name"], mark=mark["kind"], run=mark["run"] or ""))
+        elif binding.error or binding.value is None:
+            out.append(_Statement(body))
+        else:
+            out.append(_Statement(body, key=binding.key))
+    return out
+
 
 def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    return lines
+    """The file's statements (a quoted value spanning lines is one), for readers outside this module."""
+    return [s.text for s in _statements(_read_text(path))]
 
 
-def _key(line: str) -> str | None:
-    if line.startswith(_UNSET):
-        return line[len(_UNSET):].strip()
-    m = _ENV_LINE.match(line)
-    return m.group("key") if m else None
-
-
-def _entry(lines: list[str], name: str) -> str | None:
-    """The line that sets `name` (the last one wins, as in python-dotenv)."""
-    found = [line for line in lines if _key(line) == name]
+def _last(statements: list[_Statement], name: str) -> _Statement | None:
+    """The statement that sets `name` (the last one wins, as in python-dotenv); markers aside."""
+    found = [s for s in statements if s.key == name and s.mark is None]
     return found[-1] if found else None
 
 
+def _marker(statements: list[_Statement], name: str) -> _Statement | None:
+    found = [s for s in statements if s.key == name and s.mark is not None]
+    return found[-1] if found else None
+
+
+def _entry(lines: list[str], name: str) -> str | None:
+    """The statement of `_read_lines` that sets `name`, or None."""
+    found = _last(_statements("".join(lines)), name)
+    return found.text if found else None
+
+
 def _file_keys(path: Path) -> set[str]:
-    return {k for k in map(_key, _read_lines(path)) if k}
+    return {s.key for s in _statements(_read_text(path)) if s.key and s.mark is None and not s.unset}
 
 
-def _value_of(line: str) -> str:
+def _value_of(statement: str) -> str:
     from dotenv import dotenv_values
 
-    if line.startswith(_UNSET):
+    if statement.startswith(_UNSET):
         return ""
-    values = dotenv_values(stream=io.StringIO(line))
+    values = dotenv_values(stream=io.StringIO(statement))
     return next((v for v in values.values() if v is not None), "")
 
 
-def _replace(lines: list[str], name: str, new: str | None) -> list[str]:
-    """Every line setting `name` replaced by `new` (the first kept in place, later duplicates dropped);
-    appended when absent; removed when `new` is None. Every other line is kept as it was."""
+def _prefix(text: str) -> str:
+    found = _PREFIX.match(text)
+    return found.group() if found else ""
+
+
+def _line_end(text: str) -> str:
+    found = _LINE_END.search(text)
+    return found.group() if found else ""
+
+
+def _strip_line_end(text: str) -> str:
+    return text[:len(text) - len(_line_end(text))]
+
+
+def _marked(kind: str, name: str, run_id: str, statement: str) -> str:
+    """A .previous entry: the marker, then the kept statement (given a line end if it was the file's last)."""
+    return f"#opsconsole-{kind} {name} run={run_id}\n{statement}{'' if _line_end(statement) else chr(10)}"
+
+
+def _put(statements: list[_Statement], name: str, new: str | None) -> str:
+    """The file with every statement about `name` (markers included) replaced by `new`, in the first one's place
+    (later duplicates dropped); appended when there is none; removed when `new` is None. Every other
+    statement is kept byte for byte."""
     out: list[str] = []
     placed = False
-    for line in lines:
-        if _key(line) == name:
+    for statement in statements:
+        if statement.key == name:
             if new is not None and not placed:
                 out.append(new)
                 placed = True
             continue
-        out.append(line)
+        out.append(statement.text)
     if new is not None and not placed:
+        if out and not _line_end(out[-1]):
+            out.append("\n")
         out.append(new)
-    return out
+    return "".join(out)
 
 
 def _atomic_write(path: Path, text: str, mode: int) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             os.fchmod(f.fileno(), mode)
             f.write(text)
             f.flush()

@@ -191,7 +191,9 @@ def test_rotate_secret_rewrites_the_projects_env_file_then_recreates_the_service
     assert lines[0] == "COMPOSE_PROFILES=web" and lines[2] == "export OTHER=kept"
     new = re.fullmatch(r"JWT_SECRET=([0-9a-f]{64})", lines[1]).group(1)
     kept = home.root / ".env.previous"
-    assert kept.read_text() == 'JWT_SECRET="first-jwt-value"\n' and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    run_id = re.search(r"^Run (\S+): ", proc.stdout, re.M).group(1)
+    assert kept.read_text() == f'#opsconsole-kept JWT_SECRET run={run_id}\nJWT_SECRET="first-jwt-value"\n'
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     # --restart first, then the configured ones; each recreated after the rewrite, seeing the new file.
     assert home.argvs() == ["compose -f compose.yaml -p shop up -d queue-worker",
                             "compose -f compose.yaml -p shop up -d api"]

@@ -150,7 +150,9 @@ def test_rotate_secret_rewrites_env_file_and_rollback_restores_it(home):
     assert after[0:2] == ["# local secrets", "APP_NAME=demo"] and after[3] == "export OTHER=kept"
     new = re.fullmatch(r"JWT_SECRET=([0-9a-f]{64})", after[2]).group(1)  # secrets.token_hex(32) by default
     kept = home / ".env.local.previous"
-    assert kept.read_text() == 'JWT_SECRET="first-jwt-value"\n' and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    # The replaced statement, after a marker naming the run that kept it (a retry of that run keeps it).
+    assert kept.read_text() == f'#opsconsole-kept JWT_SECRET run={run_id(proc.stdout)}\nJWT_SECRET="first-jwt-value"\n'
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     # The restart ran after the rewrite and saw the new value (64 characters), which never showed: its
     # fingerprint did, and the replaced one's.
     assert (home / "restarts.log").read_text() == f"restarted-with-{new}-len-64\n"
@@ -164,7 +166,8 @@ def test_rotate_secret_rewrites_env_file_and_rollback_restores_it(home):
     back = opsconsole(home, "rotate-secret", "JWT_SECRET", "--rollback", "--yes")
     assert back.returncode == 0, back.stdout + back.stderr
     assert (home / ".env.local").read_text() == before
-    assert kept.read_text() == f"JWT_SECRET={new}\n"  # a rollback of the rollback would redo it
+    # The rotated value stays kept, marked rolled back: a second rollback refuses instead of redoing it.
+    assert kept.read_text() == f"#opsconsole-rolled-back JWT_SECRET run={run_id(back.stdout)}\nJWT_SECRET={new}\n"
     assert new not in back.stdout + back.stderr
 
 

@@ -273,8 +273,15 @@ def test_snapshot_secrets(snap_compare, tmp_path, monkeypatch, size):
 
 
 def test_snapshot_rotation_summary(snap_compare, tmp_path, monkeypatch):
-    # A base directory that does not exist: the plan names its .env file, the same on every machine.
-    app, count = snapshot_app(Path("/srv/shop"), monkeypatch, tmp_path)
+    # A relative base directory: the plan names its .env file the same on every machine. The file must exist:
+    # rotating a secret into a file that is not there is refused.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "srv" / "shop").mkdir(parents=True)
+    (tmp_path / "srv" / "shop" / ".env.staging").write_text(
+        "JWT_SECRET=jwt-before-0123456789\nSESSION_KEY=session-before-0123456789\nWEBHOOK_TOKEN=hook-0123456789\n")
+    for name in ("JWT_SECRET", "SESSION_KEY", "WEBHOOK_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    app, count = snapshot_app(Path("srv/shop"), monkeypatch, tmp_path)
     assert snap_secrets(snap_compare, app, count, (100, 32), keys=("enter",), summary=True)
 
 
