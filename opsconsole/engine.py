@@ -27,7 +27,8 @@ from opsconsole import actions, masking, runner
 from opsconsole.errors import UserError
 from opsconsole.lock import LockLost
 from opsconsole.providers import Call, Provider, for_environment, plan_action, records_of
-from opsconsole.runbook import Block, Runbook, Step, bind_params, parse_ops, placeholders, render, value_text
+from opsconsole.runbook import (Block, Runbook, Step, bind_params, parse_ops, placeholders, refuse_invisible, render,
+                                value_text)
 from opsconsole.runner import format_seconds
 
 if TYPE_CHECKING:
@@ -477,6 +478,10 @@ class Engine:
             step, block = self.plan.refused[0]
             raise UserError(f"environment {self.plan.environment!r} is read-only: step {step.index} "
                             f"({step.title}) would change it; nothing was run")
+        try:  # what is shown must be what runs: a hidden character in a block is refused where names are typed
+            refuse_invisible(self.plan.runbook, self.plan.environment, self.plan.protection)
+        except UserError as exc:
+            raise UserError(f"{exc.message}; nothing was run", exc.path, exc.line) from None
         done: dict[int, StepRecord] = {}
         attempts: dict[int, int] = {}
         if resume is not None:

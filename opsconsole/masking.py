@@ -92,17 +92,38 @@ def redact_url(url: str) -> str:
 
 # C0 controls but tab and newline, DEL and the C1 controls (U+009B is a CSI on its own): text from servers,
 # commands and params that would move the cursor, clear or retitle the terminal if printed raw.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
 # The same and tab and newline too: for a name or a message that must stay on its own line (a sub-service name
 # holding a line break would forge a row of `check`'s table).
-_CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_ONE_LINE = r"\x00-\x1f\x7f-\x9f"
+# Characters a terminal shows as nothing, or as a plain space, that are neither: every format character (Unicode
+# category Cf: zero-width space, joiners, word joiner, BOM, soft hyphen, bidi marks, embeddings, overrides and
+# isolates, Arabic letter mark, tags), the line and paragraph separators, every space but U+0020 (bash reads
+# U+00A0 as part of a word), and the fillers and blank Braille that print as blanks. `rm -rf ./cache\u200b# x`
+# would otherwise read as a comment on screen while bash runs all of it; a right-to-left override reorders what
+# is read. Cf as of Unicode 15 (tests/unit/test_printable.py checks it against the running Python's table).
+_INVISIBLE = ("\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u1680\u180e"
+              "\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u2800\u3000\u3164\ufeff\uffa0"
+              "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+              "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+INVISIBLE = re.compile(f"[{_INVISIBLE}]")
+# One class each, not an alternation: printable runs on every line of output.
+_UNSAFE = re.compile(f"[{_CONTROL}{_INVISIBLE}]")
+_UNSAFE_ONE_LINE = re.compile(f"[{_CONTROL_ONE_LINE}{_INVISIBLE}]")
+
+
+def escaped(char: str) -> str:
+    """How `printable` shows one unsafe character: `\\x1b`, `\\u200b`, `\\U000e0041`."""
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def printable(text: str, one_line: bool = False) -> str:
-    """`mask(text)` fit for a terminal: control characters shown as \\xNN escapes, never sent raw; with
-    `one_line`, tabs and line breaks as well."""
+    """`mask(text)` fit for a terminal: control characters shown as \\xNN escapes, never sent raw, and characters
+    that print as nothing or as a plain space though they are not one (zero-width, bidi, U+00A0...) as \\uNNNN;
+    with `one_line`, tabs and line breaks as well."""
     text = mask(text)
-    control = _CONTROL_ONE_LINE if one_line else _CONTROL
-    if not text or not control.search(text):
+    unsafe = _UNSAFE_ONE_LINE if one_line else _UNSAFE
+    if not text or not unsafe.search(text):
         return text
-    return control.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return unsafe.sub(lambda m: escaped(m.group()), text)

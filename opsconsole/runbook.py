@@ -170,6 +170,55 @@ class _Problems:
         return tuple(sorted(self.items, key=lambda e: e.line or 0))
 
 
+class _AliasFound(Exception):
+    """A `*name` in front matter, raised where the composer meets it (mark: where it is written)."""
+
+    def __init__(self, anchor: str, mark: Any) -> None:
+        super().__init__(anchor)
+        self.anchor = anchor
+        self.mark = mark
+
+
+_loader: Any = None
+
+
+def _loader_class() -> Any:
+    """PyYAML's SafeLoader refusing every alias. Front matter is a title, a summary and a few params: an alias
+    saves a line there, while nine lines of them expand to 9^9 strings once anything walks or quotes the value
+    (`runbooks list` took 43 s and 3 GB). Refusing them is simpler and surer than a bound on the expansion."""
+    global _loader
+    if _loader is None:
+        import yaml
+
+        class NoAliasLoader(yaml.SafeLoader):
+            def compose_node(self, parent: Any, index: Any) -> Any:
+                if self.check_event(yaml.AliasEvent):
+                    event = self.peek_event()
+                    raise _AliasFound(str(event.anchor), event.start_mark)
+                return super().compose_node(parent, index)
+
+        _loader = NoAliasLoader
+    return _loader
+
+
+def _structure(value: object) -> str | None:
+    """'a list' or 'a mapping' for YAML that holds many values where one belongs; None for one value. Checked
+    before any message quotes the value."""
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (set, frozenset)):
+        return "a set"
+    return None
+
+
+def _brief(value: object, limit: int = 60) -> str:
+    """A value quoted in a message, cut at `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @dataclass
 class _Fence:
     info: str
@@ -258,9 +307,13 @@ class _Reader:
             return {}, end + 1
         loader = None
         try:
-            loader = yaml.SafeLoader(source)  # checks the characters already
+            loader = _loader_class()(source)  # checks the characters already
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
+        except _AliasFound as found:
+            self.problems.add(f"YAML alias *{found.anchor[:40]}: runbook front matter takes no aliases (a few "
+                              "lines of them expand to gigabytes); write the value out", line_of(found.mark))
+            return {}, end + 1
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             if mark is not None:
@@ -323,10 +376,10 @@ class _Reader:
 
     def _param(self, name: Any, spec: Any, line: int | None) -> Param | None:
         def bad(message: str) -> None:
-            self.problems.add(f"param {name!r}: {message}", line)
+            self.problems.add(f"param {_brief(name)}: {message}", line)
 
         if not isinstance(name, str) or not _IDENT.match(name) or name == "previous":
-            self.problems.add(f"param name {name!r} must be letters, digits and _ (not `previous`), "
+            self.problems.add(f"param name {_brief(name)} must be letters, digits and _ (not `previous`), "
                               "so `{{ name }}` can use it", line)
             return None
         if isinstance(spec, str):
@@ -338,12 +391,20 @@ class _Reader:
             return None
         unknown = [k for k in spec if k not in _PARAM_KEYS]
         if unknown:
-            bad(f"unknown key {unknown[0]!r} (known: {', '.join(_PARAM_KEYS)})")
+            bad(f"unknown key {_brief(unknown[0])} (known: {', '.join(_PARAM_KEYS)})")
+        # Many values where one belongs: said by what they are, before any message quotes them.
+        many = {key: what for key in _PARAM_KEYS if key != "choices" and (what := _structure(spec.get(key)))}
+        for key, what in many.items():
+            wanted = {"type": "one value (a type name)", "description": "text"}.get(key, "one value")
+            bad(f"{key} must be {wanted}, not {what}")
+        if "type" in many:
+            return None
+        spec = {k: v for k, v in spec.items() if k not in many}
+        ok = not many
         kind = spec.get("type", "choice" if "choices" in spec else "str")
         if kind not in PARAM_TYPES:
-            bad(f"unknown type {kind!r} (types: {', '.join(PARAM_TYPES)})")
+            bad(f"unknown type {_brief(kind)} (types: {', '.join(PARAM_TYPES)})")
             return None
-        ok = True
         minimum, maximum = spec.get("min"), spec.get("max")
         for key, value in (("min", minimum), ("max", maximum)):
             if value is None:
@@ -352,7 +413,7 @@ class _Reader:
                 bad(f"{key} applies to int params only")
                 ok = False
             elif isinstance(value, bool) or not isinstance(value, int):
-                bad(f"{key} must be a whole number, got {value!r}")
+                bad(f"{key} must be a whole number, got {_brief(value)}")
                 ok = False
         if ok and isinstance(minimum, int) and isinstance(maximum, int) and minimum > maximum:
             bad(f"min {minimum} is above max {maximum}")
@@ -403,19 +464,19 @@ class _Reader:
                 bad("a secret cannot have a default: it would sit in the file in clear text")
                 ok = False
             elif kind in ("str",) and not isinstance(default, str):
-                bad(f"default must be text (quote it in YAML), got {default!r}")
+                bad(f"default must be text (quote it in YAML), got {_brief(default)}")
                 ok = False
             elif kind == "bool" and not isinstance(default, bool):
-                bad(f"default must be true or false, got {default!r}")
+                bad(f"default must be true or false, got {_brief(default)}")
                 ok = False
             elif kind == "int" and (isinstance(default, bool) or not isinstance(default, int)):
-                bad(f"default must be a whole number, got {default!r}")
+                bad(f"default must be a whole number, got {_brief(default)}")
                 ok = False
             elif ok:
                 try:
                     default = _coerce(param, default if isinstance(default, str) else value_text(default))
                 except ValueError as exc:
-                    bad(f"default {default!r} is not allowed: {exc}")
+                    bad(f"default {_brief(default)} is not allowed: {exc}")
                     ok = False
         required = required_raw if required_raw is not None else default is None
         return Param(name=name, type=kind, default=default if ok else None, required=required,
@@ -750,6 +811,50 @@ def runbook_files(directory: Path) -> list[Path]:
     """The runbooks in a directory: its Markdown files, except the README that describes them."""
     return sorted(p for p in directory.iterdir()
                   if p.is_file() and p.suffix.lower() in (".md", ".markdown") and p.stem.lower() != "readme")
+
+
+# --- invisible characters --------------------------------------------------------------------
+
+def invisible_characters(book: Runbook) -> list[UserError]:
+    """One problem per block line holding a character that shows as nothing or as a plain space though the shell
+    reads it (masking.INVISIBLE: zero-width, bidi, U+00A0...): `rm -rf ./cache \\u200b# never ./data` reads as a
+    comment in an editor or on a code host while bash runs all of it. Every screen shows them escaped; `validate`
+    names them and a run where the environment's name is typed to confirm is refused (`refuse_invisible`)."""
+    return [UserError(f"{_characters(found)} in a {block.lang} block: shows as nothing or a space, yet is part of "
+                      f"the command (plan shows {masking.escaped(found[0])}); runs on `typed` environments are "
+                      "refused", book.path, line)
+            for block, line, found in _invisible(book)]
+
+
+def refuse_invisible(book: Runbook, environment: str, protection: str) -> None:
+    """UserError when `book` holds an invisible character in a block and `environment` is confirmed by typing its
+    name: whoever types it would vouch for a command nobody can see whole."""
+    if protection != "typed":
+        return
+    for _block, line, found in _invisible(book):
+        raise UserError(f"{_characters(found)} in a block: a command holding a character nobody can see does not "
+                        f"run on {environment!r} (protection typed); remove it (opsconsole runbooks validate lists "
+                        "every one)", book.path, line)
+
+
+def _invisible(book: Runbook) -> list[tuple[Block, int, list[str]]]:
+    """(block, file line, the distinct invisible characters of that line) for every block line holding one."""
+    out = []
+    for step in book.steps:
+        for block in step.blocks:
+            for line, text in enumerate(block.source.split("\n"), start=block.line + 1):
+                found = list(dict.fromkeys(m.group() for m in masking.INVISIBLE.finditer(text)))
+                if found:
+                    out.append((block, line, found))
+    return out
+
+
+def _characters(found: list[str]) -> str:
+    """`U+200B ZERO WIDTH SPACE, U+202E RIGHT-TO-LEFT OVERRIDE`, at most three named."""
+    import unicodedata
+
+    names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in found[:3])
+    return names + (f" and {len(found) - 3} more" if len(found) > 3 else "")
 
 
 # --- params ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def shown(path: Path | str) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def _problem(error: ConfigError) -> str:
+def _problem(error: UserError) -> str:
     return str(ConfigError(error.message, shown(error.path) if error.path is not None else None, error.line))
 
 
@@ -32,7 +32,9 @@ def validate(paths: list[Path], environment: Environment | None = None) -> tuple
     """One `path:line: message` per problem (every problem of every file), one `path: ok` per good
     runbook, and a closing count. Returns (text, number of invalid files). A path that does not
     exist, or a directory without runbooks, is a UserError (a usage mistake, not an invalid runbook).
-    With an environment, an `expect` naming a member or field it does not have is a problem too."""
+    A block line holding an invisible character (zero-width, bidi, U+00A0...) is a problem: such a runbook still
+    loads, shown escaped, but is refused on `typed` environments. With an environment, an `expect` naming a member
+    or field it does not have is a problem too."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -48,6 +50,8 @@ def validate(paths: list[Path], environment: Environment | None = None) -> tuple
     invalid = 0
     for path in files:
         book, problems = runbook.inspect(path)
+        if book is not None:
+            problems = [*problems, *runbook.invisible_characters(book)]
         if book is not None and environment is not None:
             problems = [*problems, *_expectation_problems(book, environment)]
         if problems:

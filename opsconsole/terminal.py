@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from opsconsole import masking
+from opsconsole import masking, runbook
 from opsconsole.engine import Decision, Failure, HeadlessPrompter, Plan, PlannedBlock, PlannedStep
 from opsconsole.errors import UserError
 
@@ -59,6 +59,10 @@ def format_plan(plan: Plan) -> str:
     if refused:
         summary += f", {len(refused)} refused: {plan.environment} is read-only; `run` would stop before anything"
     lines.append(summary)
+    try:
+        runbook.refuse_invisible(rb, plan.environment, plan.protection)
+    except UserError as exc:
+        lines.append(f"REFUSED: line {exc.line}: {exc.message}; `run` would stop before anything")
     lines.append(f"Fingerprint: {plan.fingerprint}")
     return masking.mask("\n".join(lines))
 
@@ -83,8 +87,9 @@ def _block_lines(block: PlannedBlock, environment: str) -> list[str]:
 
 def require_confirmations(plan: Plan, steps: Sequence[PlannedStep], *, tty: bool, yes: bool,
                           confirm_env: str | None) -> None:
-    """The headless rules, checked before anything runs: without a terminal, changes need --yes, and
-    typed confirmations also --confirm-env with the environment's name."""
+    """The headless rules, checked before anything runs: without a terminal, changes need --yes, and typed
+    confirmations also --confirm-env with the environment's name. (The engine refuses what no answer allows:
+    read-only changes, hidden characters on `typed` environments.)"""
     if confirm_env is not None and confirm_env != plan.environment:
         raise UserError(f"--confirm-env {confirm_env!r} does not match the environment {plan.environment!r}; "
                         "nothing was run")

@@ -15,13 +15,14 @@ import pytest
 
 from tests.security.conftest import CORPUS, assert_clean, assert_user_error
 
-# file -> (line of the error, what the line says)
+# file -> (line of the error, what the line says). Front matter takes no YAML aliases: a bomb is refused at its
+# first one, whichever field it was aimed at.
 BAD = {
-    "alias_bomb_title": (11, "title must be text"),
-    "alias_bomb_summary": (11, "summary must be text"),
-    "alias_bomb_environments": (11, "environments must be a list of environment names"),
-    "alias_bomb_params": (11, "params must be a mapping"),
-    "alias_bomb_choices": (12, "a choice param needs `choices: [a, b, ...]`"),
+    "alias_bomb_title": (3, "YAML alias *a: runbook front matter takes no aliases"),
+    "alias_bomb_summary": (3, "YAML alias *a: runbook front matter takes no aliases"),
+    "alias_bomb_environments": (3, "YAML alias *a: runbook front matter takes no aliases"),
+    "alias_bomb_params": (3, "YAML alias *a: runbook front matter takes no aliases"),
+    "alias_bomb_choices": (3, "YAML alias *a: runbook front matter takes no aliases"),
     "python_object_apply": (2, "front matter is not valid YAML: could not determine a constructor"),
     "python_object_new": (3, "front matter is not valid YAML: could not determine a constructor"),
     "python_name": (2, "front matter is not valid YAML: could not determine a constructor"),
@@ -156,3 +157,72 @@ def test_a_symlink_to_a_runbook_elsewhere_runs_what_plan_showed(home, run_cli, t
     assert plan.returncode == 0 and "echo linked > linked.txt" in plan.stdout
     proc = run_cli("run", "linked", "--yes", stdin=subprocess_devnull())
     assert proc.returncode == 0 and (home / "linked.txt").read_text() == "linked\n"
+
+
+# A billion laughs (9^9 strings) in each scalar field of a param. Expanded, any of them took `runbooks list` 43 s
+# and 3 GB (the message quoted the value). Front matter takes no aliases: refused at the first one, in one line.
+BOMB = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi"))]
+BOMB_FIELDS = {"description": "{type: str, description: *i}", "default": "{type: str, default: *i}",
+               "min": "{type: int, min: *i}", "max": "{type: int, max: *i}", "type": "{type: *i}"}
+ALIAS_MESSAGE = "YAML alias *a: runbook front matter takes no aliases"
+
+
+def bomb_runbook(field: str) -> str:
+    return "\n".join(["---", *BOMB, "params:", f"  v: {BOMB_FIELDS[field]}", "---", "## Step", "```sh",
+                      "touch PWNED", "```", ""])
+
+
+@pytest.fixture
+def bombs(home: Path) -> Path:
+    for field in BOMB_FIELDS:
+        (home / "runbooks" / f"bomb_{field}.md").write_text(bomb_runbook(field))
+    return home
+
+
+@pytest.mark.parametrize("command", ["list", "validate"])
+def test_a_bomb_in_any_param_field_never_stalls_the_runbook_list(bombs, run_cli, command):
+    started = time.monotonic()
+    proc = run_cli("runbooks", command, stdin=subprocess_devnull())
+    assert time.monotonic() - started < 5, "the bombs were expanded"
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert len(proc.stdout) < 100_000  # no expanded value quoted
+    for field in BOMB_FIELDS:
+        assert re.search(rf"runbooks/bomb_{field}\.md:3: .*{re.escape(ALIAS_MESSAGE)}", proc.stdout), field
+    if command == "list":
+        assert re.search(r"^alias_bomb_title\s", proc.stdout, re.MULTILINE)  # the rest of the folder still lists
+
+
+@pytest.mark.parametrize("field", sorted(BOMB_FIELDS))
+def test_a_bomb_in_a_param_field_is_refused_by_run_in_one_line(bombs, run_cli, field):
+    started = time.monotonic()
+    proc = run_cli("run", f"bomb_{field}", "--yes", stdin=subprocess_devnull())
+    assert time.monotonic() - started < 5, "the bomb was expanded"
+    assert_user_error(proc, where=bombs / "runbooks" / f"bomb_{field}.md", line=3, contains=ALIAS_MESSAGE)
+    assert not (bombs / "PWNED").exists()
+
+
+# Without aliases a structure can still sit where one value belongs: refused by what it is, never quoted.
+NOT_SCALAR = {
+    "type": ("{type: [str, int]}", "type must be one value (a type name), not a list"),
+    "description": ("{type: str, description: {a: b}}", "description must be text, not a mapping"),
+    "default": ("{type: str, default: [x, y]}", "default must be one value, not a list"),
+    "min": ("{type: int, min: [1]}", "min must be one value, not a list"),
+    "max": ("{type: int, max: {n: 1}}", "max must be one value, not a mapping"),
+    "pattern": ("{type: str, pattern: [a]}", "pattern must be one value, not a list"),
+    "required": ("{type: str, required: [true]}", "required must be one value, not a list"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(NOT_SCALAR))
+def test_a_structure_where_a_value_belongs_is_named_not_quoted(home, run_cli, field):
+    spec, message = NOT_SCALAR[field]
+    marker = "Q" * 20_000  # never echoed back
+    spec = spec.replace("[", f"[{marker}, ", 1) if "[" in spec else spec.replace("{a: b}", f"{{a: {marker}}}") \
+        .replace("{n: 1}", f"{{n: {marker}}}")
+    (home / "runbooks" / "structure.md").write_text(
+        f"---\ntitle: t\nparams:\n  v: {spec}\n---\n## Step\n```sh\ntouch PWNED\n```\n")
+    proc = run_cli("runbooks", "validate", str(home / "runbooks" / "structure.md"), stdin=subprocess_devnull())
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert f"structure.md:4: param 'v': {message}" in proc.stdout, proc.stdout[-2000:]
+    assert marker not in proc.stdout

@@ -49,9 +49,9 @@ class ConfirmDialog(ModalScreen[bool]):
         self.environment = environment
         self.level = level  # "yes" | "typed"
         # Frozen now: what the user confirms is what they read.
-        self.title_text = masking.mask(title)
-        self.command = masking.mask(command)
-        self.params = {k: masking.mask(str(v)) for k, v in (params or {}).items()}
+        self.title_text = masking.printable(title)
+        self.command = masking.printable(command)
+        self.params = {k: masking.printable(str(v), one_line=True) for k, v in (params or {}).items()}
         self.destructive = destructive
 
     def compose(self) -> ComposeResult:

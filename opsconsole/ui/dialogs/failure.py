@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.markup import escape
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
@@ -38,14 +39,14 @@ class FailureDialog(ModalScreen[Decision]):
 
     def __init__(self, title: str, message: str, tail: str = "", rollback_available: bool = True) -> None:
         super().__init__()
-        self.title_text = masking.mask(title)
-        self.message = masking.mask(message)
-        self.tail = masking.mask(tail)
+        self.title_text = masking.printable(title, one_line=True)
+        self.message = masking.printable(message)
+        self.tail = masking.printable(tail)
         self.rollback_available = rollback_available
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = f"Step failed: {self.title_text}"
+            box.border_title = escape(f"Step failed: {self.title_text}")
             yield Static(self.message, id="message", markup=False)
             if self.tail.strip():
                 yield Static("\n".join(self.tail.strip().splitlines()[-6:]), id="tail", markup=False)

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.markup import escape
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
+from opsconsole import masking
 from opsconsole import runbook as runbook_mod
 from opsconsole.errors import UserError
 from opsconsole.runbook import Param, Runbook
@@ -51,13 +53,13 @@ class ParamsDialog(ModalScreen[dict[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = f"{self.runbook.title} · parameters for {self.environment}"
+            box.border_title = escape(f"{masking.printable(self.runbook.title, one_line=True)} · parameters for {self.environment}")
             with VerticalScroll():
                 for param in self.runbook.params:
                     with Vertical(classes="param"):
                         yield Label(f"{param.name} ({param.describe()})", markup=False)
                         if param.description:
-                            yield Static(param.description, classes="hint", markup=False)
+                            yield Static(masking.printable(param.description), classes="hint", markup=False)
                         yield self._field(param)
                         yield Static("", id=f"error-{param.name}", classes="error", markup=False)
             yield Static("", id="error", classes="error", markup=False)

@@ -84,15 +84,17 @@ class TuiPrompter:
     def confirm(self, step: PlannedStep, block: PlannedBlock, level: str) -> bool:
         if level == "none":
             return True
-        command = "\n".join(c.display for c in block.calls) or block.text
-        dialog = ConfirmDialog(self.screen.environment, level, f"Step {step.index}: {step.title}", command,
-                               self.screen.plan.params, destructive=block.destructive)
+        # Escaped before the dialog freezes them: a zero-width space or a bidi override shows, as in `plan`.
+        command = masking.printable("\n".join(c.display for c in block.calls) or block.text)
+        params = {k: masking.printable(v, one_line=True) for k, v in self.screen.plan.params.items()}
+        dialog = ConfirmDialog(self.screen.environment, level, masking.printable(f"Step {step.index}: {step.title}"),
+                               command, params, destructive=block.destructive)
         return bool(self._ask(dialog))
 
     def on_failure(self, step: PlannedStep, error: Failure) -> Decision:
         tail = error.result.output_tail if error.result is not None else ""
-        dialog = FailureDialog(f"{step.index}. {step.title}", error.message, tail,
-                               rollback_available=bool(step.of_role("rollback")))
+        dialog = FailureDialog(masking.printable(f"{step.index}. {step.title}"), masking.printable(error.message),
+                               masking.printable(tail), rollback_available=bool(step.of_role("rollback")))
         decision = self._ask(dialog)
         return decision if isinstance(decision, Decision) else Decision("abort")
 
@@ -207,7 +209,7 @@ class RunScreen(Screen[None]):
     def _step_label(self, step: PlannedStep) -> Text:
         status = self.statuses.get(step.index, "pending")
         mark, style = STEP_MARK.get(status, ("?", ""))
-        return Text.assemble((f"{mark} ", style), f"{step.index}. {step.title}")
+        return Text.assemble((f"{mark} ", style), masking.printable(f"{step.index}. {step.title}", one_line=True))
 
     def _refresh_step(self, step: PlannedStep) -> None:
         steps = self.query_one("#steps", OptionList)
@@ -217,7 +219,7 @@ class RunScreen(Screen[None]):
         if step is None:
             return
         prose = step.step.prose.strip() or "_No guidance written for this step._"
-        self.query_one("#prose-md", Markdown).update(prose)
+        self.query_one("#prose-md", Markdown).update(masking.printable(prose))
         lines = []
         for block in step.blocks:
             head = f"[{block.role}]"
@@ -316,6 +318,7 @@ class RunScreen(Screen[None]):
             journal.close()
 
     def _ended(self, record: RunRecord | None, error: str | None, stopped: bool = False) -> None:
+        error = masking.printable(error) if error else error
         self._drain()
         self.running = False
         self.record = record

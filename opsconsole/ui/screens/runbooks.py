@@ -69,7 +69,7 @@ class RunbooksScreen(Screen[None]):
         try:
             self.entries = runbook_report.listing(self.app.config.runbooks)  # type: ignore[attr-defined]
         except UserError as exc:
-            self.query_one("#meta", Static).update(str(exc))
+            self.query_one("#meta", Static).update(masking.printable(str(exc)))
         self._fill("")
         self.query_one("#list", OptionList).focus()
 
@@ -122,7 +122,8 @@ class RunbooksScreen(Screen[None]):
                 + (f" · params: {', '.join(entry['params'])}" if entry["params"] else "")]
         meta += entry["problems"]
         self.query_one("#meta", Static).update(masking.printable("\n".join(meta)))
-        self.query_one("#preview", Markdown).update(_body(Path(entry["path"])))
+        # The file's own text: a zero-width space or a bidi override shows escaped, as in `plan`.
+        self.query_one("#preview", Markdown).update(masking.printable(_body(Path(entry["path"]))))
 
     @on(OptionList.OptionSelected, "#list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
