@@ -253,8 +253,7 @@ def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
     started = time.monotonic()
     tail = _Tail()
 
-    def emit(raw: bytes) -> None:
-        line = masking.mask(raw.decode("utf-8", errors="replace").rstrip("\r"))
+    def emit(line: str) -> None:
         tail.add(line)
         on_output(line)
 
@@ -286,7 +285,7 @@ def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
 
 
 def _follow(cmd: Command, proc: subprocess.Popen[bytes], started: float, tail: _Tail,
-            emit: Callable[[bytes], None], timeout_s: float | None, cancel: threading.Event | None,
+            emit: Callable[[str], None], timeout_s: float | None, cancel: threading.Event | None,
             grace_s: float) -> Result:
     if cmd.stdin is not None:
         # A thread, so a child that writes a lot before reading its stdin cannot deadlock us.
@@ -297,7 +296,8 @@ def _follow(cmd: Command, proc: subprocess.Popen[bytes], started: float, tail: _
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
-    buffer = b""
+    # Masked as a stream, not line by line: a multi-line secret, or one across a long line's cut, never shows.
+    masker = masking.StreamMasker(emit, max_line=_MAX_LINE)
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ)
     exited_at: float | None = None
@@ -325,20 +325,13 @@ def _follow(cmd: Command, proc: subprocess.Popen[bytes], started: float, tail: _
                 continue
             if not chunk:
                 break  # EOF: every writer is gone
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                emit(raw)
-            while len(buffer) > _MAX_LINE:
-                emit(buffer[:_MAX_LINE])
-                buffer = buffer[_MAX_LINE:]
+            masker.feed_bytes(chunk)
     except BaseException:
         _kill_group(proc, grace_s)
         raise
     finally:
         sel.close()
-        if buffer:
-            emit(buffer)
+        masker.close()
         proc.stdout.close()
 
     if timed_out:
