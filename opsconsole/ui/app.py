@@ -19,6 +19,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import ItemGrid, VerticalScroll
+from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
@@ -29,6 +30,7 @@ from opsconsole.health import Monitor, Reading, Round, Status
 from opsconsole.themes import DEFAULT_THEME
 from opsconsole.ui import theming
 from opsconsole.ui.dialogs.environments import EnvironmentPicker
+from opsconsole.ui.driver import terminal_driver
 from opsconsole.ui.screens.detail import MemberDetail
 from opsconsole.ui.widgets.header import EnvHeader
 from opsconsole.ui.widgets.panel import MemberPanel
@@ -112,6 +114,9 @@ class OpsConsole(App[None]):
     @property
     def read_only(self) -> bool:
         return self.forced_read_only or self.environment.read_only
+
+    def get_driver_class(self) -> type[Driver]:
+        return terminal_driver(super().get_driver_class())  # one that survives a closed terminal: ui/driver.py
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **theming.VARIABLE_DEFAULTS}
