@@ -51,6 +51,7 @@ bench: $(VENV)/.installed-test $(NODE_DEPS)
 	$(BIN)/python benchmarks/probe_round.py --sizes 10,100,500 --save $(BENCH_RESULTS)/probe_round.json
 	$(BIN)/python benchmarks/queue_round.py --save $(BENCH_RESULTS)/queue_round.json
 	$(BIN)/python benchmarks/health_bodies.py --save $(BENCH_RESULTS)/health_bodies.json
+	$(BIN)/python benchmarks/masking.py --save $(BENCH_RESULTS)/masking.json
 	$(BIN)/python benchmarks/engine_step.py --save $(BENCH_RESULTS)/engine_step.json
 	$(BIN)/python benchmarks/dashboard.py --idle 300 --save $(BENCH_RESULTS)/dashboard.json
 	@$(BIN)/python benchmarks/summary.py $(BENCH_RESULTS)
@@ -60,6 +61,7 @@ bench-quick: $(VENV)/.installed-test $(NODE_DEPS)
 	$(BIN)/python benchmarks/probe_round.py --rounds 3 --save $(BENCH_RESULTS)/probe_round.json
 	$(BIN)/python benchmarks/queue_round.py --rounds 5 --save $(BENCH_RESULTS)/queue_round.json
 	$(BIN)/python benchmarks/health_bodies.py --rounds 5 --save $(BENCH_RESULTS)/health_bodies.json
+	$(BIN)/python benchmarks/masking.py --save $(BENCH_RESULTS)/masking.json
 	$(BIN)/python benchmarks/engine_step.py --rounds 3 --save $(BENCH_RESULTS)/engine_step.json
 	$(BIN)/python benchmarks/dashboard.py --quick --save $(BENCH_RESULTS)/dashboard.json
 	@$(BIN)/python benchmarks/summary.py $(BENCH_RESULTS)

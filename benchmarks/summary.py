@@ -1,7 +1,7 @@
 """Summary of a `make bench` run: every figure beside its baseline, one line each, and the ratio.
 
 Reads the JSON the benchmarks wrote with `--save` into one directory (probe_round.json,
-queue_round.json, health_bodies.json, engine_step.json, dashboard.json); a missing file is reported, not fatal.
+queue_round.json, health_bodies.json, masking.json, engine_step.json, dashboard.json); a missing file is reported, not fatal.
 
     .venv/bin/python benchmarks/summary.py DIR
 """
@@ -63,6 +63,18 @@ def rows(directory: Path) -> list[tuple[str, str, str, str]]:
             out.append((f"{bodies['targets']} x {bodies['checks']}-check Actuator bodies, {what}",
                         f"{bodies[name]['cpu_ms']:.0f} ms CPU", f"{plain:.0f} ms plain 200s",
                         f"{bodies[name]['cpu_ms'] / plain:.2f}x"))
+
+    masked = _load(directory, "masking")
+    if masked is None:
+        out.append(("masking with 10,000 secrets", missing, "", ""))
+    else:
+        large = masked["masking"][1]
+        out.append((f"mask 20,000 lines, {large['secrets']:,} secrets", f"{large['mask_s'] * 1000:.0f} ms",
+                    f"{large['baseline_mask_s'] * 1000:.0f} ms one replace per secret",
+                    f"{large['mask_s'] / large['baseline_mask_s']:.3f}x"))
+        out.append(("read a 10,000-line .env", f"{masked['env_10000_ours_s'] * 1000:.0f} ms",
+                    f"{masked['env_10000_dotenv_s'] * 1000:.0f} ms dotenv_values",
+                    f"{masked['env_10000_ours_s'] / masked['env_10000_dotenv_s']:.2f}x"))
 
     engine = _load(directory, "engine_step")
     if engine is None:

@@ -224,10 +224,6 @@ def _check_url(config: Config, kind: str, url: str, path: tuple[str, ...]) -> No
 
 def load_env_values(base_dir: Path, environment: str | None) -> dict[str, str]:
     """`.env`, then `.env.<environment>` over it (unless None), then the process environment over both."""
-    import io
-
-    from dotenv import dotenv_values  # small, but only needed when resolving
-
     values: dict[str, str] = {}
     for filename in (".env", f".env.{environment}") if environment is not None else (".env",):
         path = base_dir / filename
@@ -240,21 +236,40 @@ def load_env_values(base_dir: Path, environment: str | None) -> dict[str, str]:
                 raise ConfigError(f"cannot read: {exc.strerror or exc}", path) from None
             present = False
         if present:
-            for key, value in dotenv_values(stream=io.StringIO(_env_text(path))).items():
-                if value is not None:
-                    values[key] = value
+            values.update(env_file_values(path))
     values.update(os.environ)
     return values
 
 
-def _env_text(path: Path) -> str:
-    """A `.env` file's text. A line python-dotenv would skip with a warning of its own is a mistake with its line:
-    an unclosed quote there silently swallows the lines after it."""
+_env_files: dict[Path, tuple[tuple[int, int, int], dict[str, str]]] = {}
+
+
+def env_file_values(path: Path) -> dict[str, str]:
+    """A `.env` file's variables as python-dotenv's `dotenv_values` reads them (`${NAME}` expanded from the file's
+    earlier lines, then the process environment), parsed once per change of the file: commands, probes and
+    screens ask often.
+
+    A line python-dotenv would skip with a warning of its own is a mistake with its line: an unclosed quote there
+    silently swallows the lines after it. (python-dotenv's own `dotenv_values` expands in time quadratic in the
+    number of lines: 100,000 lines took minutes; this is linear, with the same rules.)"""
     import io
+    from collections import ChainMap
 
     from dotenv.parser import parse_stream
+    from dotenv.variables import parse_variables
 
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", path) from None
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _env_files.get(path)
+    if cached is not None and cached[0] == stamp:
+        return dict(cached[1])
     text = _read_utf8(path, "cannot read", "a .env file holds NAME=value lines")
+    read: dict[str, str | None] = {}  # None: a bare `NAME`, which python-dotenv reads as unset (and `${NAME}` as "")
+    # `${NAME}` is the file's own earlier NAME first, then the process environment's (dotenv_values' override=True)
+    resolved_from: ChainMap[str, str | None] = ChainMap(read, os.environ)  # type: ignore[arg-type]
     at = 0  # where the binding starts in `text`
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
@@ -264,7 +279,15 @@ def _env_text(path: Path) -> str:
             raise ConfigError("cannot parse this line: expected NAME=value (with any quote closed)", path,
                               text.count("\n", 0, start) + 1)
         at += len(binding.original.string)
-    return text
+        if binding.key is None:
+            continue
+        value = binding.value
+        if value is not None and "$" in value:
+            value = "".join(atom.resolve(resolved_from) for atom in parse_variables(value))  # type: ignore[arg-type]
+        read[binding.key] = value
+    values = {k: v for k, v in read.items() if v is not None}
+    _env_files[path] = (stamp, dict(values))
+    return values
 
 
 def _interpolate(node: Any, path: tuple[str, ...], values: Mapping[str, str], config: Config) -> Any:

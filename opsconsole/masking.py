@@ -35,6 +35,8 @@ def register(value: str | None) -> None:
     """Remember a secret value so `mask` hides it wherever it appears, in the spellings it takes there too."""
     global _generation
     if value:
+        if value in _secrets:
+            return  # known, with its spellings: the index stays as it is
         forms = _spellings(value) | _lines_of(value)
         with _lock:
             _secrets.add(value)

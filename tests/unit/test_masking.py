@@ -38,10 +38,10 @@ def test_redact_url_keeps_the_rest():
 def own_secrets(monkeypatch):
     """Each test registers into a set of its own: thousands of test secrets must not slow every later mask()."""
     monkeypatch.setattr(masking, "_secrets", set(masking._secrets))
-    masking.register("own-secrets-marker-0000")  # a new generation: the index is rebuilt from this set
+    monkeypatch.setattr(masking, "_index", None)  # rebuilt from this set
     yield
     monkeypatch.undo()
-    masking.register("own-secrets-marker-0000")
+    masking._index = None
 
 PEM = ("-----BEGIN PRIVATE KEY-----\n" + "\n".join(f"MIIEv{i:02d}QIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC{i:02d}"
                                                      for i in range(12)) + "\n-----END PRIVATE KEY-----")
