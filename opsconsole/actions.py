@@ -22,11 +22,12 @@ DESTRUCTIVE = frozenset({"rotate-secret", "restore-backup"})
 # What each verb records before it changes anything, readable by a later block as
 # `{{ previous.KEY }}` (e.g. a rollback scaling back to the replica count found before).
 # `backup` records the identifier of the backup it made, so a later step can restore it.
-# `restore-backup` records what it measured (a restore drill compares them with its objectives).
+# `restore-backup` records what it measured (a restore drill compares them with its objectives) and where its
+# safety copy of the database, taken before anything is dropped, went.
 RECORDS: Mapping[str, tuple[str, ...]] = {
     "scale": ("replicas",),
     "backup": ("backup",),
-    "restore-backup": ("backup_age_hours", "verify_seconds", "restore_seconds", "tables", "rows"),
+    "restore-backup": ("backup_age_hours", "verify_seconds", "restore_seconds", "tables", "rows", "safety_copy"),
 }
 RECORDED_KEYS = frozenset(key for keys in RECORDS.values() for key in keys)
 
@@ -90,6 +91,8 @@ class Action:
     verify: str | None = None  # --verify none|scratch: restore into a scratch database first
     scratch_only: bool = False  # --scratch-only: restore into a scratch database, check it, drop it; a drill
     count_rows: str | None = None  # --count-rows TABLE: count TABLE's rows in what was restored
+    from_other: bool = False  # --from-other: a backup of another environment, service or database is meant
+    no_safety_copy: bool = False  # --no-safety-copy: no dump of the database before it is restored over
 
     @property
     def destructive(self) -> bool:
@@ -102,7 +105,8 @@ class Action:
         (providers.plan_action) rather than silently doing something else."""
         used = {"--jobs": self.jobs is not None, "--single-transaction": self.single_transaction,
                 "--verify": self.verify is not None, "--scratch-only": self.scratch_only,
-                "--count-rows": self.count_rows is not None}
+                "--count-rows": self.count_rows is not None, "--from-other": self.from_other,
+                "--no-safety-copy": self.no_safety_copy}
         return tuple(flag for flag, on in used.items() if on)
 
     @property
@@ -134,6 +138,10 @@ class Action:
                 words.append("--scratch-only")
             if self.count_rows is not None:
                 words += ["--count-rows", self.count_rows]
+            if self.from_other:
+                words.append("--from-other")
+            if self.no_safety_copy:
+                words.append("--no-safety-copy")
         return " ".join(shlex.quote(w) for w in words)
 
     def problem(self) -> str | None:
@@ -143,6 +151,9 @@ class Action:
                     "parallel jobs need several (pg_restore refuses both); choose one")
         if self.scratch_only and self.verify is not None:
             return "--scratch-only already restores into a scratch database (and only there): leave --verify out"
+        if self.scratch_only and self.no_safety_copy:
+            return ("--scratch-only never touches the database, so there is no safety copy to skip: leave "
+                    "--no-safety-copy out")
         return None
 
 
@@ -196,6 +207,11 @@ def add_verb_parsers(subparsers: Any, **parser_kwargs: Any) -> dict[str, argpars
                          help="restore into a scratch database, check it, drop it; the database is not touched")
     restore.add_argument("--count-rows", metavar="TABLE", type=_table,
                          help="count TABLE's rows in what was restored (recorded as previous.rows)")
+    restore.add_argument("--from-other", action="store_true",
+                         help="restore a backup whose manifest names another environment, service or database "
+                              "(refused without it)")
+    restore.add_argument("--no-safety-copy", action="store_true",
+                         help="do not dump the database before restoring over it (the default takes that copy)")
     return parsers
 
 
@@ -215,6 +231,8 @@ def from_namespace(ns: argparse.Namespace) -> Action:
         verify=getattr(ns, "verify", None),
         scratch_only=bool(getattr(ns, "scratch_only", False)),
         count_rows=getattr(ns, "count_rows", None),
+        from_other=bool(getattr(ns, "from_other", False)),
+        no_safety_copy=bool(getattr(ns, "no_safety_copy", False)),
     )
 
 

@@ -5,12 +5,23 @@ A backup is `<service>-<UTC time>.dump` (`pg_dump -Fc`) in the environment's bac
 version), when and by which run. The manifest is written only after the dump succeeded, so a dump without
 one is incomplete (an interrupted backup) or was copied in by hand; `latest` never picks such a file.
 
+A backup that fails (a pg_dump error, a full disk, a timeout, Ctrl-C) removes the file it was writing
+(TakeDump), and one whose dump cannot be read back removes it too (WriteManifest): a failed backup leaves no
+half dump to fill the disk or to be restored later. Only a kill of opsconsole itself can leave one (without a
+manifest, so never `latest`).
+
 Before a restore drops anything the dump is verified: its size and sha256 against the manifest, and its
 table of contents must parse (`pg_restore -l`). A dump without a manifest is read whole instead
 (`pg_restore --file /dev/null`), which is what catches truncation and corrupt data there: `-l` alone reads
-only the table of contents at the start of the file.
+only the table of contents at the start of the file. Its origin is checked too (`foreign_origin`): a backup
+whose manifest names another environment or service, or whose archive names another database, is not
+restored over this one unless the restore says so (`--from-other`).
 
-The in-process calls here (WriteManifest, VerifyBackup, ScratchRestore, CheckRestored) are planned by a
+A restore first dumps the database it is about to replace into `before-restore/` beside the backups (a safety
+copy, with its manifest, never `latest`), so the restore itself can be undone.
+
+The in-process calls here (ReserveDump, TakeDump, WriteManifest, VerifyBackup, ScratchRestore, CheckRestored)
+are planned by a
 provider like any command: `display` says exactly what they do; `perform` does it.
 """
 
@@ -24,7 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +61,12 @@ def backups_dir(environment: str) -> Path:
     from platformdirs import user_state_dir
 
     return Path(user_state_dir("opsconsole")) / "backups" / environment
+
+
+def safety_dir(environment: str) -> Path:
+    """Where a restore keeps its safety copy of the database it replaces: beside the backups, not among them,
+    so `latest` (and `opsconsole backups`) never take the state a restore is about to undo for a backup."""
+    return backups_dir(environment) / "before-restore"
 
 
 def manifest_path(dump: Path) -> Path:
@@ -344,6 +361,29 @@ def verify(path: Path, pg_restore: str, *, expect_sha256: str | None = None, tim
                     created_at=created)
 
 
+def foreign_origin(checked: Verified, environment: str, service: str, database: str | None) -> str | None:
+    """None when `checked` is a backup of `environment`/`service` (and of `database`, when it is known) as far as
+    its manifest and its archive say; else the plain words for restoring it here: "a backup of staging/db
+    (database shop_staging) restored over production/db (database shop)".
+
+    The manifest names the environment and service a backup was taken of; the archive itself names the database
+    pg_dump read, which is all a dump without a manifest says about where it came from.
+    """
+    m = checked.manifest
+    theirs_db = (m.database if m else "") or checked.contents.database
+    other_db = bool(database and theirs_db and theirs_db != database)
+    if m is None:
+        if not other_db:
+            return None
+        theirs = f"database {theirs_db} (no manifest says which environment)"
+    else:
+        if m.environment == environment and m.service == service and not other_db:
+            return None
+        theirs = f"{m.environment}/{m.service}" + (f" (database {theirs_db})" if theirs_db else "")
+    ours = f"{environment}/{service}" + (f" (database {database})" if database else "")
+    return f"a backup of {theirs} restored over {ours}"
+
+
 def human_size(size: int) -> str:
     value = float(size)
     for unit in ("bytes", "kB", "MB", "GB", "TB"):
@@ -459,6 +499,53 @@ class ReserveDump:
 
 
 @dataclass(frozen=True)
+class TakeDump:
+    """pg_dump writing a backup (`command`), then nothing left behind if it fails.
+
+    A pg_dump error, a full disk, a timeout or Ctrl-C leaves a half-written file; it is removed (`partial`: the
+    file the command writes, the dump itself or a `.partial` beside it) so a failed backup neither keeps filling
+    the disk nor leaves a dump that someone restores later. A retry then finds its file name free again.
+    """
+
+    command: runner.Command
+    partial: Path
+    display: str = ""
+    fingerprint_text: str = ""
+    records: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "display", self.display or self.command.display)
+        object.__setattr__(self, "fingerprint_text", self.fingerprint_text or self.command.fingerprint_text)
+        object.__setattr__(self, "records", self.records or self.command.records)
+
+    def perform(self, on_output: Output, timeout_s: float | None = None,
+                cancel: threading.Event | None = None) -> runner.Result:
+        try:
+            result = runner.run(self.command, timeout_s, on_output, cancel)
+        except BaseException:  # Ctrl-C or an abort: the process group is gone, its half file goes too
+            self._remove(on_output)
+            raise
+        if result.ok:
+            return result
+        removed = self._remove(on_output)
+        return replace(result, error=f"{result.describe()}; {removed}")
+
+    def _remove(self, on_output: Output) -> str:
+        """Remove the half-written file; what was done, in words (also shown)."""
+        try:
+            size = self.partial.stat().st_size
+            self.partial.unlink()
+        except FileNotFoundError:
+            return "no partial dump was left"
+        except OSError as exc:
+            message = masking.mask(f"could not remove the partial dump {self.partial} ({exc}): delete it by hand")
+        else:
+            message = f"removed the partial dump {self.partial} ({human_size(size)})"
+        on_output(message)
+        return message
+
+
+@dataclass(frozen=True)
 class WriteManifest:
     """After `pg_dump` wrote `dump`: read it back (`pg_restore -l`), checksum it, write the manifest beside it."""
 
@@ -470,6 +557,7 @@ class WriteManifest:
     fingerprint_text: str = ""
     records: Mapping[str, object] = field(default_factory=dict)
     run_id: str = ""  # the journal's run, filled in when it executes
+    note: str = ""  # a line shown after the manifest is written (how to restore a safety copy)
 
     def __post_init__(self) -> None:
         shown = self.display or (f"write {manifest_path(self.dump)}: size, sha256 and what `{self.pg_restore} -l` "
@@ -491,13 +579,28 @@ class WriteManifest:
                                 run_id=self.run_id or None)
             path = write_manifest(manifest, self.dump)
         except BackupError as exc:
-            return runner.Result(1, "", _elapsed(started), error=f"the dump {self.dump.name} is not readable: {exc}")
+            return runner.Result(1, "", _elapsed(started), error=f"the dump {self.dump.name} is not readable: {exc}; "
+                                                                  f"{self._remove_dump()}")
         except OSError as exc:
-            return runner.Result(1, "", _elapsed(started), error=masking.mask(f"cannot write the manifest: {exc}"))
+            return runner.Result(1, "", _elapsed(started), error=masking.mask(
+                f"cannot write the manifest: {exc}; {self._remove_dump()}"))
         message = (f"backup {self.dump.name}: {human_size(size)}, {contents.tables} tables, {contents.entries} "
                    f"entries, sha256 {manifest.sha256[:16]}; manifest {path.name}")
         on_output(message)
+        if self.note:
+            on_output(self.note)
         return runner.Result(0, message, _elapsed(started))
+
+    def _remove_dump(self) -> str:
+        """A backup whose manifest cannot be written failed: its dump goes (it would only fill the disk, and a
+        dump without a manifest is never `latest`); back up again once the cause is fixed."""
+        try:
+            self.dump.unlink()
+        except FileNotFoundError:
+            return "no dump was left"
+        except OSError as exc:
+            return f"could not remove the dump {self.dump} ({exc}): delete it by hand"
+        return f"removed the dump {self.dump}"
 
 
 @dataclass(frozen=True)

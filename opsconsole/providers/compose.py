@@ -9,10 +9,12 @@
   back, once), then `up -d SERVICE` for each service to restart, which recreates the containers whose config
   changed. A missing `.env`, a name not in it, or a name also set in opsconsole's own environment (which
   Compose's interpolation prefers to the file) is refused at plan time.
-- backup DB: `exec -T DB pg_dump -Fc` into a file in the user state dir (written aside, then renamed), then its
-  manifest as the `local` provider writes one (read back with this machine's pg_restore).
-- restore-backup DB --from BACKUP: the dump is verified here (size, sha256, `pg_restore -l`), then
-  `exec -T DB pg_restore --clean --if-exists --single-transaction` with the dump on stdin.
+- backup DB: `exec -T DB pg_dump -Fc` into a file in the user state dir (written aside, then renamed; removed if
+  it fails), then its manifest as the `local` provider writes one (read back with this machine's pg_restore).
+- restore-backup DB --from BACKUP: the dump is verified here (size, sha256, `pg_restore -l`; another
+  environment's, service's or database's refused unless --from-other), a safety copy of DB is dumped as `backup`
+  does into `before-restore/` (unless --no-safety-copy), then `exec -T DB pg_restore --clean --if-exists
+  --single-transaction` with the dump on stdin.
 - sh blocks: local bash in the project directory with COMPOSE_FILE and COMPOSE_PROJECT_NAME set, so a
   `docker compose ...` line in a block targets the same project.
 """
@@ -50,7 +52,8 @@ def default_project_name(directory: Path) -> str:
 
 class ComposeProvider(Provider):
     name = "compose"
-    options = frozenset({"--single-transaction"})  # its restores always run in one transaction
+    # Its restores always run in one transaction.
+    options = frozenset({"--single-transaction", "--from-other", "--no-safety-copy"})
 
     def __init__(self, config: Config, env: Environment) -> None:
         self.config = config
@@ -251,30 +254,36 @@ class ComposeProvider(Provider):
         return target, user, database
 
     def _backup(self, action: Action) -> tuple[Call, ...]:
+        return self._dump(action)
+
+    def _dump(self, action: Action, safety_copy: bool = False) -> tuple[Call, ...]:
+        """`exec -T DB pg_dump -Fc` into a file here, then its manifest: a backup, or a restore's safety copy."""
         target, user, database = self._database(action)
         program = backup_files.pg_restore(target, action)  # reads the dump back here, for its manifest
-        path, stamp = backup_files.new_path(self.env.name, target.name)
+        path, stamp = backup_files.new_path(self.env.name, target.name, safety_copy)
+        partial = path.with_name(path.name + ".partial")
         dump = self.compose("exec", "-T", self.compose_service(target), "pg_dump", "-Fc", "--username", user,
                             "--dbname", database)
-        # Written aside and renamed once complete: a failed dump never looks like a backup.
+        # Written aside and renamed once complete: a failed dump never looks like a backup (and is removed).
         argv = ("sh", "-c", '"$@" > "$0.partial" && mv "$0.partial" "$0"', str(path), *dump)
-        display = f"{shlex.join(dump)} > {shlex.quote(str(path))}"
+        command = runner.Command(argv, display=f"{shlex.join(dump)} > {shlex.quote(str(path))}", cwd=self.base_dir,
+                                 records={"backup": str(path)})
         return (MakeDirectory(path.parent),
-                runner.Command(argv, display=display, cwd=self.base_dir,
-                               fingerprint_text=display.replace(stamp, "<time>"), records={"backup": str(path)}),
-                backup_files.manifest(path, stamp, program, self.env.name, target.name))
+                backup_files.take(command, partial, stamp, f"{self.env.name}/{target.name}" if safety_copy else None),
+                backup_files.manifest(path, stamp, program, self.env.name, target.name, safety_copy))
 
     def _restore(self, action: Action) -> tuple[Call, ...]:
         target, user, database = self._database(action)
         program = backup_files.pg_restore(target, action)
         source = backup_files.resolve(self.env.name, self.base_dir, target.name, action)
-        verify = backup_files.verified(source, program, action)
+        _, verify = backup_files.verified(source, program, action, self.env.name, target.name, database)
+        safety = () if action.no_safety_copy else self._dump(action, safety_copy=True)
         restore = self.compose("exec", "-T", self.compose_service(target), "pg_restore", "--clean", "--if-exists",
                                "--single-transaction", "--username", user, "--dbname", database)
         # The dump reaches the container on stdin, straight from the file (the runner's stdin is text).
         argv = ("sh", "-c", 'exec "$@" < "$0"', str(source), *restore)
-        return (verify, runner.Command(argv, display=f"{shlex.join(restore)} < {shlex.quote(str(source))}",
-                                       cwd=self.base_dir))
+        return (verify, *safety, runner.Command(argv, display=f"{shlex.join(restore)} < {shlex.quote(str(source))}",
+                                                cwd=self.base_dir))
 
 
 def parse_ps(text: str) -> list[dict[str, Any]]:

@@ -13,10 +13,11 @@
   missing from the file, a missing file, or a name also set in opsconsole's own environment (which wins over the
   file for every command it runs) is refused at plan time.
 - backup runs `pg_dump -Fc` of a postgres service into the user state dir and writes a manifest beside it
-  (opsconsole/backups.py); restore-backup verifies the dump (checksum against the manifest, `pg_restore -l`)
-  before anything is dropped, optionally restores into a scratch database first, then runs
-  `pg_restore --clean --if-exists`, in one transaction (the default) or with parallel jobs. The password goes
-  through PGPASSWORD, never argv.
+  (opsconsole/backups.py); a dump that fails is removed. restore-backup verifies the dump (checksum against the
+  manifest, `pg_restore -l`) and refuses one of another environment, service or database unless `--from-other`,
+  before anything is dropped; optionally restores into a scratch database first; dumps the database into
+  `before-restore/` (a safety copy, unless `--no-safety-copy`); then runs `pg_restore --clean --if-exists`, in one
+  transaction (the default) or with parallel jobs. The password goes through PGPASSWORD, never argv.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from opsconsole import backups, masking, runner, secret_values
 from opsconsole.actions import RESTORE_VERIFY
-from opsconsole.backups import WriteManifest, backups_dir
+from opsconsole.backups import WriteManifest
 from opsconsole.errors import ConfigError, UserError
-from opsconsole.providers import Call, Output, Provider, rotation
+from opsconsole.providers import Call, Output, Provider, backup_files, rotation
 
 if TYPE_CHECKING:
     from opsconsole.actions import Action
@@ -54,8 +55,8 @@ _SCRIPT_VAR = "OPSCONSOLE_SCRIPT"
 _EVAL = f'__opsconsole_script=${_SCRIPT_VAR}; unset {_SCRIPT_VAR}; eval "$__opsconsole_script"'
 
 
-_BACKUP_CALLS = (backups.ReserveDump, WriteManifest, backups.VerifyBackup, backups.ScratchRestore,
-                 backups.CheckRestored)
+_BACKUP_CALLS = (backups.ReserveDump, backups.TakeDump, WriteManifest, backups.VerifyBackup,
+                 backups.ScratchRestore, backups.CheckRestored)
 
 
 def bash(script: str, cwd: Path, display: str | None = None) -> runner.Command:
@@ -68,7 +69,8 @@ def bash(script: str, cwd: Path, display: str | None = None) -> runner.Command:
 
 class LocalProvider(Provider):
     name = "local"
-    options = frozenset({"--jobs", "--single-transaction", "--verify", "--scratch-only", "--count-rows"})
+    options = frozenset({"--jobs", "--single-transaction", "--verify", "--scratch-only", "--count-rows",
+                         "--from-other", "--no-safety-copy"})
 
     def __init__(self, config: Config, env: Environment) -> None:
         self.config = config
@@ -82,12 +84,12 @@ class LocalProvider(Provider):
 
     def file_values(self) -> dict[str, str]:
         """`.env` then `.env.<environment>`, for the commands' environment; registers secret-looking values."""
-        from dotenv import dotenv_values
+        from opsconsole.config import env_file_values
 
         values: dict[str, str] = {}
         for path in (self.base_dir / ".env", self.env_file):
             if path.is_file():
-                values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+                values.update(env_file_values(path))
         for key, value in values.items():
             masking.register_url(value)
             if (key in self.env.secrets or _SECRET_NAME.search(key)) and len(value) >= 4:
@@ -99,10 +101,9 @@ class LocalProvider(Provider):
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output, cancel: Any = None) -> runner.Result:
         if isinstance(call, runner.Command):
-            # The process environment wins over the files, as everywhere else in opsconsole.
-            fresh = {k: v for k, v in self.file_values().items() if k not in os.environ}
-            call = runner.Command(call.argv, display=call.display, stdin=call.stdin, env={**fresh, **call.env},
-                                  cwd=call.cwd, fingerprint_text=call.fingerprint_text, records=call.records)
+            call = self._with_files(call)
+        if isinstance(call, backups.TakeDump):  # pg_dump gets the .env values like any command
+            call = replace(call, command=self._with_files(call.command))
         if isinstance(call, SecretRewrite):
             call = replace(call, run_id=self.run_id)  # what it keeps names its run: a retry keeps it
         if isinstance(call, _BACKUP_CALLS):
@@ -111,6 +112,13 @@ class LocalProvider(Provider):
             # They run subprocesses (pg_restore) of their own: the step's timeout and Ctrl-C reach those too.
             return call.perform(on_output, timeout_s, cancel)
         return super().execute(call, timeout_s, on_output, cancel)
+
+    def _with_files(self, call: runner.Command) -> runner.Command:
+        """`call` with the `.env` files' values; the process environment wins over the files, as everywhere else
+        in opsconsole."""
+        fresh = {k: v for k, v in self.file_values().items() if k not in os.environ}
+        return runner.Command(call.argv, display=call.display, stdin=call.stdin, env={**fresh, **call.env},
+                              cwd=call.cwd, fingerprint_text=call.fingerprint_text, records=call.records)
 
     # --- planning --------------------------------------------------------------------------------------------
 
@@ -240,41 +248,40 @@ class LocalProvider(Provider):
         return program if not bindir else path
 
     def _backup(self, action: Action) -> tuple[Call, ...]:
-        target = self._database(action)
+        return self._dump(self._database(action), action)
+
+    def _dump(self, target: Target, action: Action, safety_copy: bool = False) -> tuple[Call, ...]:
+        """Create the dump's file, `pg_dump -Fc` into it (removed if that fails), write its manifest: a backup,
+        or a restore's safety copy of the database it is about to replace."""
         program = self._pg_program(target, "pg_dump", action)
         pg_restore = self._pg_program(target, "pg_restore", action)  # reads the dump back for its manifest
-        path = backups.free_dump_path(backups_dir(self.env.name), target.name, datetime.now(UTC))
-        stamp = path.name[len(target.name) + 1:-len(".dump")]
+        path, stamp = backup_files.new_path(self.env.name, target.name, safety_copy)
         dbname, env, prefix = _pg_connection(target.url or "")
         argv = (program, "-Fc", "--file", str(path), "--dbname", dbname)
-        display = prefix + shlex.join(argv)
         reserve = backups.ReserveDump(path)
-        manifest = WriteManifest(dump=path, pg_restore=pg_restore, environment=self.env.name, service=target.name)
+        dump = runner.Command(argv, display=prefix + shlex.join(argv), env=env, cwd=self.base_dir,
+                              records={"backup": str(path)})
         # The file name is chosen when the plan is made; the fingerprint ignores its time so that a plan
         # reviewed a minute ago still matches.
         return (replace(reserve, fingerprint_text=reserve.display.replace(stamp, "<time>")),
-                runner.Command(argv, display=display, env=env, cwd=self.base_dir,
-                               fingerprint_text=display.replace(stamp, "<time>"), records={"backup": str(path)}),
-                replace(manifest, fingerprint_text=manifest.display.replace(stamp, "<time>")))
+                backup_files.take(dump, path, stamp, f"{self.env.name}/{target.name}" if safety_copy else None),
+                backup_files.manifest(path, stamp, pg_restore, self.env.name, target.name, safety_copy))
 
     def _restore(self, action: Action) -> tuple[Call, ...]:
-        """Verify the dump now (a bad one is refused before anything is planned, let alone dropped), then:
-        verify it again right before, optionally restore into a scratch database and check it, restore,
-        check the tables are there. With --scratch-only (a drill) the database itself is never touched."""
+        """Verify the dump now (a bad one, or another environment's, is refused before anything is planned, let
+        alone dropped), then: verify it again right before, optionally restore into a scratch database and check
+        it, take a safety copy of the database, restore, check the tables are there. With --scratch-only (a drill)
+        the database itself is never touched."""
         target = self._database(action)
         pg_restore = self._pg_program(target, "pg_restore", action)
-        source = self._backup_file(target, action)
-        try:
-            checked = backups.verify(source, pg_restore)
-        except backups.BackupError as exc:
-            raise UserError(f"`{action.text()}`: refusing {source}: {exc}; nothing was restored") from None
-        mode, verify = self._restore_settings(target, action)
+        source = backup_files.resolve(self.env.name, self.base_dir, target.name, action)
         dbname, env, prefix = _pg_connection(target.url or "")
+        checked, verify_call = backup_files.verified(source, pg_restore, action, self.env.name, target.name,
+                                                     backups.database_of(dbname) or None)
+        mode, verify = self._restore_settings(target, action)
         password = env.get("PGPASSWORD")
         names, count = checked.contents.table_names, checked.contents.tables
-        calls: list[Call] = [backups.VerifyBackup(
-            path=source, pg_restore=pg_restore, sha256=checked.sha256,
-            display=f"verify {source} before anything is dropped: {checked.describe()}")]
+        calls: list[Call] = [verify_call]
         if verify == "scratch":
             now = datetime.now(UTC)
             scratch = backups.scratch_name(backups.database_of(dbname) or target.name, now)
@@ -286,6 +293,8 @@ class LocalProvider(Provider):
             # The scratch database's name holds the time the plan was made: the fingerprint leaves it out.
             calls.append(replace(call, fingerprint_text=call.display.replace(scratch, backups.SCRATCH_PREFIX + "*")))
         if not action.scratch_only:
+            if not action.no_safety_copy:
+                calls += self._dump(target, action, safety_copy=True)
             argv = (pg_restore, "--clean", "--if-exists", *mode, "--dbname", dbname, str(source))
             calls.append(runner.Command(argv, display=prefix + shlex.join(argv), env=env, cwd=self.base_dir))
             calls.append(backups.CheckRestored(conninfo=dbname, password=password, table_names=names, tables=count,
@@ -312,20 +321,6 @@ class LocalProvider(Provider):
         if action.scratch_only:
             return mode, "scratch"
         return mode, action.verify or verify
-
-    def _backup_file(self, target: Target, action: Action) -> Path:
-        wanted = action.source or ""
-        directory = backups_dir(self.env.name)
-        if wanted == "latest":
-            try:
-                return backups.latest(directory, target.name).path
-            except backups.BackupError as exc:
-                raise UserError(f"`{action.text()}`: {exc}") from None
-        for candidate in (Path(wanted).expanduser(), self.base_dir / wanted, directory / wanted):
-            if candidate.is_file():
-                return candidate.resolve()
-        raise UserError(f"`{action.text()}`: no backup {wanted!r}: not a file, and not in {directory} "
-                        f"(`opsconsole backup {target.name}` prints the file it writes; `latest` takes the newest)")
 
 
 # --- in-process calls ------------------------------------------------------------------------------------------

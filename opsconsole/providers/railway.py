@@ -201,7 +201,8 @@ class RailwayAPI:
 
 class RailwayProvider(Provider):
     name = "railway"
-    options = frozenset({"--single-transaction"})  # its restores always run in one transaction
+    # Its restores always run in one transaction.
+    options = frozenset({"--single-transaction", "--from-other", "--no-safety-copy"})
 
     def __init__(self, config: Config, env: Environment) -> None:
         self.config = config
@@ -401,26 +402,33 @@ class RailwayProvider(Provider):
         return str(Path(bindir) / program) if isinstance(bindir, str) and bindir else program
 
     def _backup(self, action: Action) -> tuple[Call, ...]:
+        return self._dump(action)
+
+    def _dump(self, action: Action, safety_copy: bool = False) -> tuple[Call, ...]:
+        """`pg_dump -Fc` through `railway run` into a file here, then its manifest: a backup, or a restore's
+        safety copy."""
         target, service_id, variable = self._database(action)
         program = backup_files.pg_restore(target, action)  # reads the dump back for its manifest
-        path, stamp = backup_files.new_path(self.env.name, target.name)
-        # Written aside and renamed once complete: a failed dump never looks like a backup.
+        path, stamp = backup_files.new_path(self.env.name, target.name, safety_copy)
+        # Written aside and renamed once complete: a failed dump never looks like a backup (and is removed).
         script = f'"$1" -Fc --file "$0.partial" --dbname "${variable}" && mv "$0.partial" "$0"'
         argv = self.run_argv(service_id, "sh", "-c", script, str(path), self._pg(target, "pg_dump"))
-        display = shlex.join(argv)
+        command = runner.Command(argv, env=self.token_env(), cwd=self.base_dir, records={"backup": str(path)})
         return (MakeDirectory(path.parent),
-                runner.Command(argv, display=display, env=self.token_env(), cwd=self.base_dir,
-                               fingerprint_text=display.replace(stamp, "<time>"), records={"backup": str(path)}),
-                backup_files.manifest(path, stamp, program, self.env.name, target.name))
+                backup_files.take(command, path.with_name(path.name + ".partial"), stamp,
+                                  f"{self.env.name}/{target.name}" if safety_copy else None),
+                backup_files.manifest(path, stamp, program, self.env.name, target.name, safety_copy))
 
     def _restore(self, action: Action) -> tuple[Call, ...]:
         target, service_id, variable = self._database(action)
         program = backup_files.pg_restore(target, action)
         source = backup_files.resolve(self.env.name, self.base_dir, target.name, action)
-        verify = backup_files.verified(source, program, action)
+        # The database's name is in a Railway variable, not known here: the environment and service are checked.
+        _, verify = backup_files.verified(source, program, action, self.env.name, target.name, None)
+        safety = () if action.no_safety_copy else self._dump(action, safety_copy=True)
         script = f'exec "$1" --clean --if-exists --single-transaction --dbname "${variable}" "$0"'
         argv = self.run_argv(service_id, "sh", "-c", script, str(source), program)
-        return (verify, runner.Command(argv, env=self.token_env(), cwd=self.base_dir))
+        return (verify, *safety, runner.Command(argv, env=self.token_env(), cwd=self.base_dir))
 
 
 # --- in-process calls (GraphQL) --------------------------------------------------------------------------------

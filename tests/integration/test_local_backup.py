@@ -129,9 +129,15 @@ def test_restore_brings_a_dropped_table_back(home, pg_running):
     assert lines[0].startswith(f"    -> verify {dump} before anything is dropped: ")
     assert f"sha256 {hashlib.sha256(dump.read_bytes()).hexdigest()[:16]} as {dump.with_suffix('.json').name} says" \
         in lines[0]
-    assert lines[1] == (f"    -> PGPASSWORD=*** pg_restore --clean --if-exists --single-transaction --dbname "
+    # A safety copy of the database as it is, before anything is dropped (tests/security/test_restore_guard.py).
+    safety = Path(re.search(r"\| safety copy of local/db before the restore: (\S+\.dump);", proc.stdout).group(1))
+    assert lines[1].startswith(f"    -> mkdir -p -m 700 {dump.parent / 'before-restore'}; create {safety.name} ")
+    assert lines[2] == (f"    -> safety copy of local/db, before anything is dropped: PGPASSWORD=*** pg_dump -Fc "
+                        f"--file {safety} --dbname postgresql://postgres@127.0.0.1:{pg_running.port}/shop")
+    assert lines[3].startswith(f"    -> write {safety.with_suffix('.json')}: ")
+    assert lines[4] == (f"    -> PGPASSWORD=*** pg_restore --clean --if-exists --single-transaction --dbname "
                         f"postgresql://postgres@127.0.0.1:{pg_running.port}/shop {dump}")
-    assert lines[2] == f"    -> check postgresql://postgres@127.0.0.1:{pg_running.port}/shop: the backup's 2 tables are all there"
+    assert lines[5] == f"    -> check postgresql://postgres@127.0.0.1:{pg_running.port}/shop: the backup's 2 tables are all there"
     assert "    | restored: 2 tables (the backup lists 2)\n" in proc.stdout
     assert pg_running.password not in proc.stdout + proc.stderr
     assert pg_running.password.encode() not in journal_bytes(home)

@@ -265,7 +265,19 @@ def test_backup_and_restore_pipe_the_dump_through_the_container(tmp_path, pg_run
     assert f"    -> {shown}\n" in restore.stdout
     assert f"    | verified {path.name} in " in restore.stdout  # again, right before the restore
     commands = home.journal_steps(restore.stdout).latest_steps()[1].commands
-    assert commands[0].startswith(f"verify {path} before anything is dropped: ") and commands[1:] == (shown,)
+    assert commands[0].startswith(f"verify {path} before anything is dropped: ") and commands[-1] == shown
+    # Before the restore, a safety copy of the database as it was, through the container like any backup.
+    safety = Path(re.search(r"\| safety copy of dev/db before the restore: (\S+\.dump);", restore.stdout).group(1))
+    assert safety.parent == path.parent / "before-restore" and safety.with_suffix(".json").is_file()
+    assert commands[1:-1] == (f"mkdir -p -m 700 {safety.parent}",
+                              f"safety copy of dev/db, before anything is dropped: {COMPOSE} exec -T db pg_dump -Fc "
+                              f"--username postgres --dbname compose_app > {safety}",
+                              commands[3])
+    assert commands[3].startswith(f"write {safety.with_suffix('.json')}: ")
+    kept = subprocess.run(["pg_restore", "--data-only", "--file", "-", str(safety)], capture_output=True, text=True,
+                          check=True).stdout
+    assert "2\tpear\n" in kept and "1\tapple" not in kept  # the rows as they were before the restore
+    assert json.loads(safety.with_suffix(".json").read_text())["environment"] == "dev"
     # The dump went to the container on stdin, byte for byte.
     piped = [c for c in home.calls() if "pg_restore" in c["argv"]][-1]
     assert piped["stdin_bytes"] == path.stat().st_size

@@ -460,8 +460,18 @@ def test_backup_and_restore_run_pg_tools_through_railway_run(home, pg_running):
              f"--if-exists --single-transaction --dbname \"$DATABASE_PUBLIC_URL\" \"$0\"' {path} pg_restore")
     assert f"    -> {shown}\n" in restore.stdout
     commands = home.journal_run(restore.stdout).latest_steps()[1].commands
-    assert commands[0].startswith(f"verify {path} before anything is dropped: ") and commands[1:] == (shown,)
+    assert commands[0].startswith(f"verify {path} before anything is dropped: ") and commands[-1] == shown
     assert json.loads(path.with_suffix(".json").read_text())["tables"] == 1  # the manifest, as local writes it
+    # Before the restore, a safety copy of the database as it was, through railway run like any backup.
+    safety = Path(re.search(r"\| safety copy of production/db before the restore: (\S+\.dump);",
+                            restore.stdout).group(1))
+    assert safety.parent == path.parent / "before-restore" and not safety.with_name(safety.name + ".partial").exists()
+    assert commands[1] == f"mkdir -p -m 700 {safety.parent}"
+    assert commands[2].startswith("safety copy of production/db, before anything is dropped: railway run ")
+    assert commands[3].startswith(f"write {safety.with_suffix('.json')}: ") and len(commands) == 5
+    kept = subprocess.run(["pg_restore", "--data-only", "--file", "-", str(safety)], capture_output=True, text=True,
+                          check=True).stdout
+    assert "2\tpear\n" in kept and "1\tapple" not in kept  # the rows as they were before the restore
     for proc in (backup, restore):
         never_shown(proc, home, pg_running.password)
 

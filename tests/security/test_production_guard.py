@@ -434,4 +434,4 @@ def test_every_action_verb_is_guarded_somewhere():
     from opsconsole import actions
 
     covered = {what for _, what, _, _ in CASES}
-    assert set(actions.VERBS) | {"run-sh"} == covered
+    assert set(actions.VERBS) | {"run-sh", "check-sh", "verify-sh"} == covered

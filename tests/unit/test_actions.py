@@ -44,7 +44,7 @@ def test_canonical_text_and_risk():
     assert actions.parse("backup db").records == ("backup",)
     assert actions.parse("deploy api").records == ()
     assert actions.RECORDED_KEYS == {"replicas", "backup", "backup_age_hours", "verify_seconds", "restore_seconds",
-                                     "tables", "rows"}
+                                     "tables", "rows", "safety_copy"}
 
 
 def _minimal(verb: str) -> str:

@@ -20,6 +20,8 @@ from opsconsole.providers import Provider, plan_action
             count_rows="billing.invoices")),
     ("restore-backup db --scratch-only --from latest --count-rows orders",
      Action("restore-backup", service="db", source="latest", scratch_only=True, count_rows="orders")),
+    ("restore-backup db --no-safety-copy --from x.dump --from-other",
+     Action("restore-backup", service="db", source="x.dump", from_other=True, no_safety_copy=True)),
 ])
 def test_restore_flags_parse_and_round_trip(line, expected):
     action = actions.parse(line)
@@ -31,6 +33,8 @@ def test_options_and_risk():
     assert actions.parse("restore-backup db --from latest").options == ()
     assert actions.parse("restore-backup db --from l --jobs 2 --verify none --count-rows t").options == (
         "--jobs", "--verify", "--count-rows")
+    assert actions.parse("restore-backup db --from l --from-other --no-safety-copy").options == (
+        "--from-other", "--no-safety-copy")  # a provider that cannot honour them refuses them
     assert actions.parse("restore-backup db --from latest").destructive
     assert not actions.parse("restore-backup db --from latest --scratch-only").destructive  # a drill
 
@@ -44,6 +48,8 @@ def test_options_and_risk():
      "restore-backup: --single-transaction and --jobs cannot combine"),
     ("restore-backup db --from l --scratch-only --verify scratch",
      "restore-backup: --scratch-only already restores into a scratch database (and only there)"),
+    ("restore-backup db --from l --scratch-only --no-safety-copy",
+     "restore-backup: --scratch-only never touches the database, so there is no safety copy to skip"),
 ])
 def test_bad_restore_flags_carry_path_and_line(line, message):
     with pytest.raises(UserError) as err:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from opsconsole import actions, config, masking
+from opsconsole.backups import TakeDump
 from opsconsole.engine import action_runbook, build_plan, plan_fingerprint
 from opsconsole.errors import ConfigError, UserError
 from opsconsole.runbook import parse
@@ -75,7 +76,11 @@ def test_plan_resolves_every_block_masks_secrets_and_defers_previous(tmp_path, c
     backup, deploy = plan.steps
     [dump] = backup.blocks
     assert dump.text == "backup db" and dump.confirmation == "none" and not dump.destructive
-    reserve, pg_dump, manifest = dump.calls
+    reserve, take, manifest = dump.calls
+    # pg_dump, wrapped so that a dump that fails removes its half-written file.
+    assert isinstance(take, TakeDump) and take.partial == Path(take.command.argv[3])
+    pg_dump = take.command
+    assert take.display == pg_dump.display and take.records == pg_dump.records
     assert reserve.display.startswith(f"mkdir -p -m 700 {tmp_path / 'state' / 'opsconsole' / 'backups' / 'local'}; ")
     assert "never over an existing backup" in reserve.display
     assert manifest.display.startswith(f"write {str(pg_dump.argv[3])[:-len('.dump')]}.json: size, sha256")
@@ -102,7 +107,7 @@ def test_fingerprint_is_stable_across_plans_and_moves_with_what_runs(tmp_path, c
     time.sleep(1.1)  # a new backup file name: its time is not part of the fingerprint
     second = build_plan(cfg, "local", book(tmp_path), {"tag": "v1.2"})
     assert first.fingerprint == second.fingerprint and len(first.fingerprint) == 64
-    assert first.steps[0].blocks[0].calls[1].argv != second.steps[0].blocks[0].calls[1].argv
+    assert first.steps[0].blocks[0].calls[1].command.argv != second.steps[0].blocks[0].calls[1].command.argv
     other = build_plan(cfg, "local", book(tmp_path), {"tag": "v1.3"})
     assert other.fingerprint != first.fingerprint
     edited = build_plan(cfg, "local", book(tmp_path, RUNBOOK.replace("echo deploying", "echo shipping")),
