@@ -46,6 +46,19 @@ POLL_S = 2.0  # verify polls at most this far apart (or the config's refresh, if
 
 # --- confirmation --------------------------------------------------------------------------------------------------
 
+def confirmed_together(step: PlannedStep, block: PlannedBlock) -> tuple[PlannedBlock, ...]:
+    """The blocks one confirmation asked at `block` covers (Engine._confirmed): the step's checks, runs and
+    verifies resolved at plan time, or `block` alone (a rollback, or one resolved only when it runs)."""
+    if block.role == "rollback" or block.deferred:
+        return (block,)
+    return tuple(b for b in step.changes if b.role != "rollback" and not b.deferred)
+
+
+def shown_commands(blocks: Sequence[PlannedBlock]) -> str:
+    """What a confirmation shows: each block's exact commands (masked), else its text."""
+    return "\n".join("\n".join(c.display for c in b.calls) or b.text for b in blocks)
+
+
 def is_change(block: Block) -> bool:
     """Whether running `block` may change something (SPEC section 5): a shell block of any role may (a "check"
     can delete as well as a "run"); an ops block in a check or verify role only asserts (`expect`)."""
@@ -427,6 +440,7 @@ class _Attempt:
     verification: list[str] = field(default_factory=list)
     recorded: dict[str, object] = field(default_factory=dict)
     exit_status: int | None = None
+    confirmed: bool = False  # the step's changes (checks, runs, verifies) were confirmed, once, together
 
     def tail(self) -> str:
         return "\n".join(t for t in self.tails if t)[-runner.TAIL_CHARS:]
@@ -678,26 +692,38 @@ class Engine:
         state.verification.append(("check ok: " if ok else "check failed: ") + message)
         return ok, message
 
-    def _change(self, step: PlannedStep, block: PlannedBlock, state: _Attempt, attempt: int) -> Failure | None:
+    def _change(self, step: PlannedStep, block: PlannedBlock, state: _Attempt, attempt: int,
+                forward: bool = True) -> Failure | None:
         self._guard(block)
         try:
             calls = self._calls(step, block)
         except UserError as exc:  # a {{ previous.* }} block that cannot be resolved: nothing ran
             return Failure(step, block, "run", masking.mask(str(exc)), attempt)
         self._event("block-started", _describe(block, calls), step=step, block=block)
-        if not self._confirmed(step, block, calls, state):
+        if not self._confirmed(step, block, calls, state, forward):
             return Failure(step, block, "confirm", _CANCELLED, attempt)
         ok, message = self._commands(step, block, calls, state, timeout_s=block.block.timeout_s)
         if not ok:
             return Failure(step, block, "run", message, attempt)
         return None
 
-    def _confirmed(self, step: PlannedStep, block: PlannedBlock, calls: Sequence[Call], state: _Attempt) -> bool:
-        """Ask as the block's confirmation demands (a shell check or verify too: it may change as much as a run);
-        False, journaled as not confirmed, when the engineer cancels. Then make sure the lock is still ours."""
-        if block.confirmation != "none" and not self.prompter.confirm(step, block, block.confirmation):
-            state.commands.extend(f"(not confirmed) {c.display}" for c in calls)
-            return False
+    def _confirmed(self, step: PlannedStep, block: PlannedBlock, calls: Sequence[Call], state: _Attempt,
+                   forward: bool = True) -> bool:
+        """Ask as the step's changes demand (a shell check or verify too: it may change as much as a run), once
+        per attempt and together (SPEC section 5): the first block that needs it asks at the strongest level of
+        the step's checks, runs and verifies, and the prompter shows them all. A block resolved only now (from
+        `{{ previous.* }}`) and each rollback block ask on their own. False, journaled as not confirmed, when the
+        engineer cancels. Then make sure the lock is still ours."""
+        together = forward and not block.deferred
+        if block.confirmation != "none" and not (together and state.confirmed):
+            level = block.confirmation
+            if together:
+                levels = [b.confirmation for b in step.changes if b.role != "rollback" and not b.deferred]
+                level = max([level, *levels], key=LEVELS.index)
+            if not self.prompter.confirm(step, block, level):
+                state.commands.extend(f"(not confirmed) {c.display}" for c in calls)
+                return False
+            state.confirmed = state.confirmed or together
         if block.is_change:
             self._lock.ensure_held()
         return True
@@ -810,7 +836,7 @@ class Engine:
             return True
         self._event("rollback-started", f"Rolling back step {step.index}: {step.title}", step=step)
         for block in blocks:
-            failure = self._change(step, block, state, attempt)
+            failure = self._change(step, block, state, attempt, forward=False)
             if failure is not None:
                 note = f"rollback failed: {failure.message}"
                 self._record(step, attempt, "rollback-failed", state, note=note)
@@ -926,15 +952,24 @@ def changed_steps(plan: Plan, record: RunRecord) -> str:
     return "; ".join(differences) or "only text outside the steps differs"
 
 
+def masked_params(runbook: Runbook, record: RunRecord) -> tuple[str, ...]:
+    """The params the journal keeps masked, which must be given again to resume: the secrets, and any other whose
+    value held a password (`postgresql://app:***@db/app`)."""
+    return tuple(p.name for p in runbook.params if p.name in record.params
+                 and (p.type == "secret" or masking.MASK in record.params[p.name]))
+
+
 def resume_params(plan_runbook: Runbook, record: RunRecord, given: Mapping[str, str]) -> dict[str, str]:
-    """The params of a resumed run: the journal's, except secrets, which it holds masked: those must be given."""
+    """The params of a resumed run: the journal's, except those it holds masked: those must be given again."""
     params = dict(record.params)
-    for param in plan_runbook.params:
-        if param.type == "secret" and param.name in params and param.name not in given:
-            raise UserError(f"param {param.name!r} is a secret and the journal keeps it masked: give it again "
-                            f"with -p {param.name}=VALUE to resume run {record.run_id}")
+    for name in masked_params(plan_runbook, record):
+        if name not in given:
+            what = "is a secret" if _is_secret(plan_runbook, name) else f"held a password ({params[name]})"
+            raise UserError(f"param {name!r} {what} and the journal keeps it masked: give it again "
+                            f"with -p {name}=VALUE to resume run {record.run_id}")
     for key, value in given.items():
-        if key in params and params[key] != value and not _is_secret(plan_runbook, key):
+        # The journal keeps what it was given masked: the same value, given again, masks to it.
+        if key in params and params[key] not in (value, masking.mask(value)) and not _is_secret(plan_runbook, key):
             raise UserError(f"-p {key}: run {record.run_id} ran with {key}={params[key]}; a resumed run keeps "
                             f"its params")
     params.update(given)

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from opsconsole import masking, runbook
-from opsconsole.engine import Decision, Failure, HeadlessPrompter, Plan, PlannedBlock, PlannedStep
+from opsconsole.engine import (Decision, Failure, HeadlessPrompter, Plan, PlannedBlock, PlannedStep,
+                               confirmed_together, shown_commands)
 from opsconsole.errors import UserError
 
 if TYPE_CHECKING:
@@ -126,6 +127,11 @@ class TerminalPrompter(HeadlessPrompter):
     def confirm(self, step: PlannedStep, block: PlannedBlock, level: str) -> bool:
         if super().confirm(step, block, level):
             return True
+        others = [b for b in confirmed_together(step, block) if b is not block]
+        if others:  # one answer for the step's changes: show the ones not printed yet
+            self.write(f"  This also confirms the rest of step {step.index}:")
+            for line in shown_commands(others).splitlines():
+                self.write(f"    $ {line}")
         if level == "typed":
             answer = self._ask(f"Type the environment name ({self.environment}) to run this, anything else "
                                f"cancels: ")

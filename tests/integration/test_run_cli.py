@@ -257,7 +257,7 @@ def test_skip_needs_a_note_and_journals_it(home):
 
 
 @pytest.mark.parametrize("env,args,message", [
-    ("local", (), "stdin is not a terminal and this plan has 6 change block(s) for 'local': pass --yes"),
+    ("local", (), "stdin is not a terminal and this plan has 7 change block(s) for 'local': pass --yes"),
     ("careful", (), "pass --yes"),
     ("prod", ("--yes",), "pass --confirm-env prod as well as --yes"),
     ("prod", ("--yes", "--confirm-env", "production"), "--confirm-env 'production' does not match"),
@@ -300,6 +300,8 @@ def tty_run(home: Path, answers: list[str], *args: str) -> tuple[int, str]:
             out += chunk
             if pending and re.search(rb"(\[y/N\] |cancels: )$", out):
                 os.write(master, pending.pop(0).encode() + b"\n")
+    if proc.poll() is None:  # still waiting for an answer nobody will give: fail, do not hang the suite
+        proc.kill()
     out += proc.stdout.read()
     proc.wait(timeout=10)
     os.close(master)
@@ -309,7 +311,9 @@ def tty_run(home: Path, answers: list[str], *args: str) -> tuple[int, str]:
 def test_with_a_terminal_typed_confirmation_asks_for_the_name(home):
     code, out = tty_run(home, ["prod", "prod", "prod"], "run", "steps", "--env", "prod")
     assert code == 0, out
+    # once per step: step 2's shell verify is a change too, confirmed with its run block, shown before asking
     assert out.count("Type the environment name (prod) to run this, anything else cancels: ") == 3
+    assert "This also confirms the rest of step 2:\n    $ test -s two.log" in out.replace("\r\n", "\n")
     assert lines(home / "three.log") == ["three"]
 
 

@@ -23,7 +23,8 @@ from textual.widgets import Footer, Markdown, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from opsconsole import masking
-from opsconsole.engine import Decision, Event, Failure, Plan, PlannedBlock, PlannedStep
+from opsconsole.engine import (Decision, Event, Failure, Plan, PlannedBlock, PlannedStep, confirmed_together,
+                               shown_commands)
 from opsconsole.errors import UserError
 from opsconsole.health import Reading, Round
 from opsconsole.ui.dialogs.confirm import ConfirmDialog
@@ -85,7 +86,8 @@ class TuiPrompter:
         if level == "none":
             return True
         # Escaped before the dialog freezes them: a zero-width space or a bidi override shows, as in `plan`.
-        command = masking.printable("\n".join(c.display for c in block.calls) or block.text)
+        # One answer for the step's checks, runs and verifies: the dialog shows them all.
+        command = masking.printable(shown_commands(confirmed_together(step, block)))
         params = {k: masking.printable(v, one_line=True) for k, v in self.screen.plan.params.items()}
         dialog = ConfirmDialog(self.screen.environment, level, masking.printable(f"Step {step.index}: {step.title}"),
                                command, params, destructive=block.destructive)
