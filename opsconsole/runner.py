@@ -97,72 +97,7 @@ class Aborted(Exception):
 # the pipe reads EOF, we are gone, however we went, and it stops those groups as `_kill_group` would. It is the
 # record of a dying run too: the lock counts a holder whose guard still lives as alive (`guards_of`).
 GUARD_MARK = "opsconsole-guard"
-_GUARD_SCRIPT = r"""
-import os, signal, sys, time
-for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-    signal.signal(s, signal.SIG_IGN)
-grace = float(sys.argv[3])
-groups, armed = set(), set()
-for line in sys.stdin.buffer:  # EOF: whoever started us is gone, however it went
-    op, _, rest = line.strip().partition(b" ")
-    try:
-        if op[:1] == b"?":  # a command is about to start, with this token in its environment
-            armed.add(op[1:])
-        elif op[:1] == b"+":  # it started: its group, and its token is no longer needed
-            groups.add(int(op[1:]))
-            armed.discard(rest)
-        elif op[:1] == b"-":
-            groups.discard(int(op[1:]))
-    except ValueError:
-        pass
-def stat(entry):
-    try:
-        with open("/proc/" + entry + "/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2:].split()
-if armed and os.path.isdir("/proc"):  # killed between starting a command and telling us its group
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/" + entry + "/environ", "rb") as f:
-                    found = set(f.read().split(b"\0"))
-            except OSError:
-                continue
-            fields = stat(entry)
-            if fields and any(b"OPSCONSOLE_STEP=" + token in found for token in armed):
-                groups.add(int(fields[2]))
-def alive(pgid):
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if entry.isdigit():
-            fields = stat(entry)
-            if fields and len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
-                return True
-    if not os.path.isdir("/proc"):
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except OSError:
-            return False
-    return False
-def signal_all(sig):
-    for pgid in groups:
-        try:
-            os.killpg(pgid, sig)
-        except OSError:
-            pass
-signal_all(signal.SIGTERM)
-deadline = time.monotonic() + grace
-while groups and time.monotonic() < deadline:
-    groups = {g for g in groups if alive(g)}
-    time.sleep(0.02)
-signal_all(signal.SIGKILL)
-deadline = time.monotonic() + 2
-while groups and time.monotonic() < deadline:
-    groups = {g for g in groups if alive(g)}
-    time.sleep(0.02)
-"""
+_GUARD_FILE = Path(__file__).with_name("_guard.py")  # run by path, isolated (-I -S): it imports nothing of ours
 
 
 class _Guard:
@@ -191,7 +126,7 @@ class _Guard:
     def _start(self) -> None:
         read, write = os.pipe()
         try:
-            subprocess.Popen([sys.executable, "-I", "-S", "-c", _GUARD_SCRIPT, GUARD_MARK, str(os.getpid()),
+            subprocess.Popen([sys.executable, "-I", "-S", str(_GUARD_FILE), GUARD_MARK, str(os.getpid()),
                               str(GRACE_S)], stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True, close_fds=True)
         except OSError:
