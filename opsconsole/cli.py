@@ -391,10 +391,11 @@ def _given(args: argparse.Namespace) -> dict[str, str]:
 def _ask_missing_secrets(book, given: dict[str, str], resume=None) -> dict[str, str]:
     """On a terminal, `secret` params the run needs and -p did not give are asked for at a hidden prompt:
     required ones without a default, or (resuming) the ones the journal keeps masked."""
-    from opsconsole import terminal
+    from opsconsole import engine, terminal
 
     if resume is not None:
-        wanted = [p for p in book.params if p.type == "secret" and p.name in resume.params]
+        masked = set(engine.masked_params(book, resume))
+        wanted = [p for p in book.params if p.name in masked]
     else:
         wanted = [p for p in book.params if p.type == "secret" and p.required and p.default is None]
     return terminal.ask_secrets(wanted, given, tty=sys.stdin.isatty())

@@ -77,7 +77,7 @@ def runbook_for(record: RunRecord, config: Config) -> Runbook:
 
 def secret_params(book: Runbook, record: RunRecord) -> tuple[str, ...]:
     """The params the journal keeps masked, which must be given again to resume."""
-    return tuple(p.name for p in book.params if p.type == "secret" and p.name in record.params)
+    return engine.masked_params(book, record)
 
 
 def known_params(book: Runbook, record: RunRecord) -> dict[str, str]:
