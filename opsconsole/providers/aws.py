@@ -385,7 +385,8 @@ class AwsProvider(Provider):
         extra = {"AWS_REGION": self.settings.region, "AWS_DEFAULT_REGION": self.settings.region,
                  "AWS_PROFILE": self.settings.profile, "AWS_ENDPOINT_URL": self.settings.endpoint_url}
         env = {k: v for k, v in extra.items() if v}
-        return runner.Command(command.argv, display=command.display, env={**env, **command.env}, cwd=command.cwd)
+        return runner.Command(command.argv, display=command.display, stdin=command.stdin, env={**env, **command.env},
+                              cwd=command.cwd)
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output,
                 cancel: threading.Event | None = None) -> runner.Result:

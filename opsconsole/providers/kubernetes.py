@@ -107,7 +107,7 @@ class KubernetesProvider(Provider):
         cmd = bash(_WRAPPER + script, self.base_dir, display=script)
         env = {**cmd.env, **self.env_vars, "OPSCONSOLE_KUBECTL": self.kubectl,
                "OPSCONSOLE_KUBE_CONTEXT": self.context, "OPSCONSOLE_KUBE_NAMESPACE": self.namespace}
-        return runner.Command(cmd.argv, display=cmd.display, env=env, cwd=cmd.cwd)
+        return runner.Command(cmd.argv, display=cmd.display, stdin=cmd.stdin, env=env, cwd=cmd.cwd)
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output,
                 cancel: threading.Event | None = None) -> runner.Result:

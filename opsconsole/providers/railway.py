@@ -291,7 +291,7 @@ class RailwayProvider(Provider):
             service_id = self.service_id(target)
         argv = self.run_argv(service_id, *inner.argv)
         head = shlex.join(self.run_argv(service_id, "bash", "-e", "-c"))
-        return runner.Command(argv, display=f"{inner.display}\n# through: {head}",
+        return runner.Command(argv, display=f"{inner.display}\n# through: {head}", stdin=inner.stdin,
                               env={**inner.env, **self.token_env()}, cwd=self.base_dir)
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output,
