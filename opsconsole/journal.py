@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 ENV_VAR = "OPSCONSOLE_JOURNAL"
 DEFAULT_FILE = "journal.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 RUN_STATUSES = ("running", "succeeded", "failed", "aborted", "interrupted")
 FINISHED = ("succeeded", "failed", "aborted")
@@ -280,7 +280,7 @@ _RUN_COLUMNS = ("run_id, runbook_path, runbook_name, content_hash, plan_fingerpr
 _STEP_COLUMNS = ("run_id, step_index, title, status, started_at, ended_at, commands, exit_status, output_tail, "
                  "verification, note, attempt, recorded, fingerprint")
 _EVENT_COLUMNS = "run_id, at, kind, user_name, host, pid, detail"
-_LOCK_COLUMNS = "run_id, user_name, host, pid, runbook, since, git_identity"
+_LOCK_COLUMNS = "run_id, user_name, host, pid, runbook, since, git_identity, step_groups"
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
@@ -468,7 +468,16 @@ class Journal:
 
     def _holder(self, row: Sequence[Any]) -> LockHolder:
         return LockHolder(run_id=row[0], user=row[1], host=row[2], pid=row[3], runbook=row[4],
-                          since=self._dt(row[5]) or datetime.now(UTC), git_identity=row[6])
+                          since=self._dt(row[5]) or datetime.now(UTC), git_identity=row[6],
+                          groups=tuple(int(g) for g in (row[7] or "").split(",") if g.isdigit()))
+
+    def _record_groups(self, key: str, token: str) -> Callable[[tuple[int, ...]], None]:
+        """Writes the process groups a lock holder's commands run in into its row (lock.local_holder reads it)."""
+        def record(groups: tuple[int, ...]) -> None:
+            with self._transaction() as ex:
+                ex("UPDATE opsconsole_locks SET step_groups = ? WHERE environment = ? AND token = ?",
+                   (",".join(map(str, groups)), key, token))
+        return record
 
     # Lock helpers shared by both stores.
     def _claim(self, ex: Execute, environment: str, current: LockHolder | None, alive: bool, reason: str,
@@ -482,14 +491,14 @@ class Journal:
         now = datetime.now(UTC)
         now_sql, now_params = self._now_sql(now)
         values = (holder.run_id, _mask(holder.user), _mask(holder.host), holder.pid, _mask(holder.runbook),
-                  self._ts(_utc(holder.since)), _mask(holder.git_identity), token, *now_params)
+                  self._ts(_utc(holder.since)), _mask(holder.git_identity), "", token, *now_params)
         if exists:
             ex("UPDATE opsconsole_locks SET run_id = ?, user_name = ?, host = ?, pid = ?, runbook = ?, since = ?, "
-               f"git_identity = ?, token = ?, heartbeat_at = {now_sql} WHERE environment = ?",
+               f"git_identity = ?, step_groups = ?, token = ?, heartbeat_at = {now_sql} WHERE environment = ?",
                (*values, _mask(environment)))
         else:
             ex(f"INSERT INTO opsconsole_locks (environment, {_LOCK_COLUMNS}, token, heartbeat_at) "
-               f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {now_sql})", (_mask(environment), *values))
+               f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {now_sql})", (_mask(environment), *values))
         if action != "take-over":
             return None
         assert current is not None
@@ -559,8 +568,13 @@ _PG_V1 = (
         token text NOT NULL, heartbeat_at timestamptz NOT NULL)""",
 )
 
+# 2: the process groups of the lock holder's commands, so a holder whose process and guard both died is not
+# called dead while its step's processes still run.
+_SQLITE_V2 = ("ALTER TABLE opsconsole_locks ADD COLUMN step_groups TEXT NOT NULL DEFAULT ''",)
+_PG_V2 = ("ALTER TABLE opsconsole_locks ADD COLUMN step_groups text NOT NULL DEFAULT ''",)
+
 # version -> (sqlite statements, postgresql statements) that bring the previous version to it.
-_MIGRATIONS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {1: (_SQLITE_V1, _PG_V1)}
+_MIGRATIONS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {1: (_SQLITE_V1, _PG_V1), 2: (_SQLITE_V2, _PG_V2)}
 
 
 def _migrate(ex: Execute, backend: str, location: str) -> None:
@@ -711,7 +725,8 @@ class SqliteJournal(Journal):
                 unflock(fd)  # the row goes first: a free flock with its row still there reads as a dead holder
 
         held = EnvironmentLock(environment, holder, token, beat=beat, drop=drop, heartbeat_s=self.heartbeat_s,
-                               previous=previous, on_release=self._lock_done)
+                               previous=previous, on_release=self._lock_done,
+                               record_groups=self._record_groups(key, token))
         self._locks.add(held)
         return held
 
@@ -810,7 +825,7 @@ class PostgresJournal(Journal):
                            f"FROM opsconsole_locks WHERE environment IN ({marks})", list(environments))
         live = {}
         for r in rows:
-            if holder_alive(self._holder(r[1:8]), float(r[8]), self.stale_after_s)[0]:
+            if holder_alive(self._holder(r[1:9]), float(r[9]), self.stale_after_s)[0]:
                 live[r[0]] = r[1]
         return live
 
@@ -825,16 +840,16 @@ class PostgresJournal(Journal):
                 if not rows:
                     # Free: claim it, unless another acquirer claims it first (then decide about them).
                     if ex(f"INSERT INTO opsconsole_locks (environment, {_LOCK_COLUMNS}, token, heartbeat_at) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now()) ON CONFLICT (environment) DO NOTHING "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()) ON CONFLICT (environment) DO NOTHING "
                           "RETURNING token", (key, holder.run_id, _mask(holder.user), _mask(holder.host), holder.pid,
                                               _mask(holder.runbook), _utc(holder.since), _mask(holder.git_identity),
-                                              token)):
+                                              "", token)):
                         previous = None
                         break
                     rows = ex(select, (key,))
                 if rows:
-                    current = self._holder(rows[0][:7])
-                    alive, reason = holder_alive(current, float(rows[0][7]), self.stale_after_s)
+                    current = self._holder(rows[0][:8])
+                    alive, reason = holder_alive(current, float(rows[0][8]), self.stale_after_s)
                     previous = self._claim(ex, environment, current, alive, reason, holder, take_over, token, True)
                     break
             # The row came and went between our two statements (a holder released): look again.
@@ -858,7 +873,8 @@ class PostgresJournal(Journal):
                 beat_conn[0].close()
 
         held = EnvironmentLock(environment, holder, token, beat=beat, drop=drop, heartbeat_s=self.heartbeat_s,
-                               previous=previous, on_release=self._lock_done)
+                               previous=previous, on_release=self._lock_done,
+                               record_groups=self._record_groups(key, token))
         self._locks.add(held)
         return held
 

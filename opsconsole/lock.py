@@ -56,6 +56,7 @@ class LockHolder:
     runbook: str
     since: datetime
     git_identity: str = ""
+    groups: tuple[int, ...] = ()  # the process groups of the commands its run started (the journal records them)
 
     @classmethod
     def for_run(cls, run_id: str, runbook: str) -> LockHolder:
@@ -104,7 +105,8 @@ class EnvironmentLock:
 
     def __init__(self, environment: str, holder: LockHolder, token: str, *, beat: Callable[[], bool],
                  drop: Callable[[], None], heartbeat_s: float = HEARTBEAT_S,
-                 previous: LockHolder | None = None, on_release: Callable[[EnvironmentLock], None] | None = None) -> None:
+                 previous: LockHolder | None = None, on_release: Callable[[EnvironmentLock], None] | None = None,
+                 record_groups: Callable[[tuple[int, ...]], None] | None = None) -> None:
         self.environment = environment
         self.holder = holder
         self.token = token
@@ -119,6 +121,19 @@ class EnvironmentLock:
         self._release_lock = threading.Lock()
         self._thread = threading.Thread(target=self._heartbeat, name=f"opsconsole-lock-{environment}", daemon=True)
         self._thread.start()
+        self._groups: list[int] = []
+        self._record_groups = record_groups
+        self._unsubscribe = runner.on_group_started(self._group_started) if record_groups is not None else None
+
+    def _group_started(self, pgid: int) -> None:
+        """Record in the lock's row the process group of a command this process starts while it holds the lock:
+        should opsconsole and its guard both die, the next acquirer sees the step's processes still run."""
+        if self._released or self._record_groups is None:
+            return
+        if len(self._groups) >= 8:  # the finished ones go; a run keeps few commands running at once
+            self._groups = [g for g in self._groups if runner.group_alive(g)][-7:]
+        self._groups.append(pgid)
+        self._record_groups(tuple(self._groups))
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
@@ -151,6 +166,8 @@ class EnvironmentLock:
                 return
             self._released = True
         self._stop.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self._thread is not threading.current_thread():
             self._thread.join()
         try:
@@ -224,6 +241,10 @@ def local_holder(holder: LockHolder, wait_s: float = runner.GRACE_S + 3) -> tupl
     if guards:
         return True, (f"its process {holder.pid} is gone, but the commands of its step are still being stopped "
                       f"(guard pid {guards[0]})")
+    running = [g for g in holder.groups if runner.group_alive(g)]
+    if running:  # its guard was killed too: the journal's record is the last line
+        return True, (f"its process {holder.pid} is gone, but processes of its step still run (process group "
+                      f"{running[0]}): let them finish, or stop them with `kill -- -{running[0]}`")
     return False, f"process {holder.pid} no longer exists on {holder.host}"
 
 

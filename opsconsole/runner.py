@@ -10,6 +10,7 @@ stdin or the environment, never argv: a `Command` whose argv holds a known secre
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import selectors
 import shlex
@@ -139,6 +140,14 @@ class _Guard:
 
 _guard = _Guard()
 _tokens = itertools.count(1)
+_group_listeners: list[Callable[[int], None]] = []  # told each command's process group as it starts
+
+
+def on_group_started(listener: Callable[[int], None]) -> Callable[[], None]:
+    """Call `listener(pgid)` as each command starts (on the thread that starts it); returns the unsubscribe.
+    The environment lock records the groups in the journal: a second line after the guard (lock.local_holder)."""
+    _group_listeners.append(listener)
+    return lambda: _group_listeners.remove(listener) if listener in _group_listeners else None
 
 
 def guards_of(pid: int) -> list[int]:
@@ -213,6 +222,12 @@ def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
         return Result(126, "", time.monotonic() - started, error=masking.mask(f"cannot start {cmd.argv[0]}: {exc}"))
 
     _guard.tell(f"+{proc.pid} {token}\n")  # start_new_session: the group id is the leader's pid
+    for listener in list(_group_listeners):
+        try:
+            listener(proc.pid)
+        except Exception as exc:  # a journal that cannot record it: the guard still stops the group
+            logging.getLogger(__name__).warning("could not record process group %s: %s", proc.pid,
+                                                masking.mask(str(exc)))
     try:
         return _follow(cmd, proc, started, tail, emit, timeout_s, cancel, grace_s)
     finally:
@@ -316,7 +331,7 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     except subprocess.TimeoutExpired:
         pass
     # Children that ignore SIGTERM may outlive the leader; the group exists while any is alive.
-    while time.monotonic() < deadline and _group_alive(pgid):
+    while time.monotonic() < deadline and group_alive(pgid):
         time.sleep(0.02)
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -325,7 +340,7 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     proc.wait()
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether a live (not zombie) process is left in the group. Zombies count as gone: an init
     that does not reap would otherwise make every kill wait out the grace period."""
     proc = Path("/proc")

@@ -122,3 +122,35 @@ def test_a_take_over_right_after_a_kill_does_not_overlap_the_dying_step(home):
     time.sleep(5.5)
     assert [what for what, _ in log(home)] == ["start", "other"], log(home)
     assert last_run(home).status == "succeeded"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process groups from /proc")
+def test_with_its_guard_killed_too_the_journal_keeps_the_lock_while_the_step_runs(home):
+    """The second line: the lock's row records the step's process group, so a holder whose process and guard were
+    both killed is not called dead while that group lives, for a resume or a take-over."""
+    from opsconsole.runner import guards_of
+
+    (home / "step.pid").unlink(missing_ok=True)
+    proc = start(home, "run", "slow", "--yes")
+    wait_for(home / "step.pid")
+    pgid = int((home / "step.pid").read_text())
+    for guard in guards_of(proc.pid):
+        os.kill(guard, signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    try:
+        assert group_alive(pgid)  # orphaned: nothing was left to stop it
+        run_id = last_run(home).run_id
+        for args in (("run", "slow", "--yes", "--resume", run_id), ("run", "other", "--yes", "--take-over")):
+            refused = opsconsole(home, *args)
+            assert refused.returncode == 2, refused.stdout + refused.stderr
+            assert (f"processes of its step still run (process group {pgid}): let them finish, or stop them with "
+                    f"`kill -- -{pgid}`") in refused.stderr
+    finally:
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (home / "quick").touch()
+    resumed = opsconsole(home, "run", "slow", "--yes", "--resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr

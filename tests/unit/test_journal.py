@@ -370,3 +370,24 @@ def test_pid_alive_sees_exited_and_zombie_processes():
     assert not pid_alive(child.pid)
     child.wait()
     assert not pid_alive(child.pid)
+
+
+def test_a_version_1_journal_is_migrated_and_keeps_its_rows(tmp_path):
+    """Version 2 records the lock holder's process groups; a journal written by version 1 gains the column."""
+    from opsconsole.journal import _SQLITE_V1, SCHEMA_VERSION, open_journal
+
+    path = tmp_path / "v1.sqlite3"
+    conn = sqlite3.connect(path)
+    for statement in _SQLITE_V1:
+        conn.execute(statement)
+    conn.execute("CREATE TABLE opsconsole_schema (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO opsconsole_schema (version) VALUES (1)")
+    conn.execute("INSERT INTO opsconsole_locks VALUES ('prod', 'r1', 'ann', 'h', 12, 'deploy', "
+                 "'2026-12-01T00:00:00+00:00', '', 'tok', '2026-12-01T00:00:00+00:00')")
+    conn.commit()
+    conn.close()
+    with open_journal(str(path)) as store:
+        holder = store.holder("prod")
+        assert holder is not None and holder.run_id == "r1" and holder.groups == ()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM opsconsole_schema").fetchall() == [(SCHEMA_VERSION,)] == [(2,)]
