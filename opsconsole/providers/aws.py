@@ -365,6 +365,7 @@ class RunTask(AwsCall):
 
 class AwsProvider(Provider):
     name = "aws"
+    options = frozenset({"--from-other"})  # a restore makes a new instance: there is nothing to take a copy of
 
     def __init__(self, config: Config, env: Environment) -> None:
         self.config = config
@@ -739,6 +740,12 @@ class AwsProvider(Provider):
         if not snapshots or snapshots[0].get("Status") != "available":
             state = snapshots[0].get("Status") if snapshots else "missing"
             raise UserError(f"`{action.text()}`: snapshot {source!r} is {state}, not available")
+        origin = snapshots[0].get("DBInstanceIdentifier")
+        if origin and origin != identifier and not action.from_other:
+            # Another instance's data (staging's, say) to put this service on: only when that is what is meant.
+            raise UserError(f"`{action.text()}`: snapshot {source!r} is of instance {origin!r}, not {identifier!r} "
+                            f"(this environment's); if restoring {origin}'s data for this service is meant, add "
+                            f"--from-other; nothing was changed")
         return snapshots[0]["DBSnapshotIdentifier"]
 
 

@@ -293,3 +293,20 @@ def test_a_wait_stops_at_the_block_timeout_or_a_cancel(stack, tmp_path):
     assert time.monotonic() - started < 5
     # The worker saw the stop between two checks and ended: no AWS thread is left polling.
     assert not [t for t in threading.enumerate() if t.name.startswith("aws: ")]
+
+
+def test_a_snapshot_of_another_instance_is_refused_without_from_other(home, stack, run_cli):
+    rds = stack.client("rds")
+    other = f"staging-{stack.db}"
+    rds.create_db_instance(DBInstanceIdentifier=other, Engine="postgres", DBInstanceClass="db.t3.micro",
+                           AllocatedStorage=20, MasterUsername="app", MasterUserPassword="pw-staging-1")
+    rds.create_db_snapshot(DBInstanceIdentifier=other, DBSnapshotIdentifier=f"{other}-snap")
+    refused = run_cli("restore-backup", "db", "--from", f"{other}-snap", "--yes", cwd=home)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (f"snapshot '{other}-snap' is of instance '{other}', not '{stack.db}' (this environment's)"
+            in refused.stderr and "--from-other" in refused.stderr)
+    before = {i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]}
+    meant = run_cli("restore-backup", "db", "--from", f"{other}-snap", "--from-other", "--yes", cwd=home)
+    assert meant.returncode == 0, meant.stdout + meant.stderr
+    after = {i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]}
+    assert len(after - before) == 1  # a new instance, from staging's snapshot, as asked
