@@ -49,10 +49,9 @@ if TYPE_CHECKING:
 
 # .env variables whose values are masked wherever they would show (beside URL passwords, always masked).
 _SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIALS?)$", re.IGNORECASE)
-# A script that holds a secret travels on stdin, not in argv (`ps`) nor in the environment (/proc/PID/environ
-# keeps the first environment for the life of the process, whatever `unset` does); the script itself then
-# reads /dev/null, as every other script does.
-_EVAL = '__opsconsole_script=$(cat); exec </dev/null; eval "$__opsconsole_script"'
+# A script that holds a secret travels on stdin (runner.SECRET_SCRIPT_ARGV), not in argv (`ps`) nor in the
+# environment (/proc/PID/environ keeps the first environment for the life of the process, whatever `unset` does);
+# the script itself then reads /dev/null, as every other script does.
 
 
 _BACKUP_CALLS = (backups.ReserveDump, backups.TakeDump, WriteManifest, backups.VerifyBackup,
@@ -63,7 +62,7 @@ def bash(script: str, cwd: Path, display: str | None = None) -> runner.Command:
     """`bash -e -c SCRIPT`: stops at the first failing command, as a person following the runbook would."""
     shown = masking.mask((display if display is not None else script).rstrip("\n"))
     if masking.mask(script) != script:
-        return runner.Command(("bash", "-e", "-c", _EVAL), display=shown, stdin=script, cwd=cwd)
+        return runner.Command(runner.SECRET_SCRIPT_ARGV, display=shown, stdin=script, cwd=cwd)
     return runner.Command(("bash", "-e", "-c", script), display=shown, cwd=cwd)
 
 
