@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 30.0
+GROUPS_BATCH_S = 0.2  # a command's process group reaches the journal this long after it starts, at most
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,13 @@ class EnvironmentLock:
         self._lost = threading.Event()
         self._released = False
         self._release_lock = threading.Lock()
+        self._wake = threading.Event()  # a stop, or process groups to write
+        self._groups: list[int] = []
+        self._groups_lock = threading.Lock()
+        self._groups_dirty = False
+        self._record_groups = record_groups
         self._thread = threading.Thread(target=self._heartbeat, name=f"opsconsole-lock-{environment}", daemon=True)
         self._thread.start()
-        self._groups: list[int] = []
-        self._record_groups = record_groups
         self._unsubscribe = runner.on_group_started(self._group_started) if record_groups is not None else None
 
     def _group_started(self, pgid: int) -> None:
@@ -130,13 +134,28 @@ class EnvironmentLock:
         should opsconsole and its guard both die, the next acquirer sees the step's processes still run."""
         if self._released or self._record_groups is None:
             return
-        if len(self._groups) >= 8:  # the finished ones go; a run keeps few commands running at once
-            self._groups = [g for g in self._groups if runner.group_alive(g)][-7:]
-        self._groups.append(pgid)
-        self._record_groups(tuple(self._groups))
+        with self._groups_lock:
+            if len(self._groups) >= 8:  # the finished ones go; a run keeps few commands running at once
+                self._groups = [g for g in self._groups if _group_exists(g)][-7:]
+            self._groups.append(pgid)
+            self._groups_dirty = True
+        self._wake.set()  # the heartbeat thread writes it: the command does not wait for the journal
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
+        """Beat every `heartbeat_s`; in between, write the process groups a command just started in (woken by
+        `_group_started`, so the command never waits for the journal)."""
+        next_beat = time.monotonic() + self.heartbeat_s
+        while True:
+            self._wake.wait(max(0.0, next_beat - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._groups_dirty and self._stop.wait(GROUPS_BATCH_S):  # one write for a burst of commands
+                return
+            self._write_groups()
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + self.heartbeat_s
             try:
                 still_ours = self._beat()
             except Exception as exc:  # a network blip: try again next beat; staleness covers a long outage
@@ -145,6 +164,17 @@ class EnvironmentLock:
             if not still_ours:
                 self._lost.set()
                 return
+
+    def _write_groups(self) -> None:
+        with self._groups_lock:
+            if not self._groups_dirty or self._record_groups is None:
+                return
+            self._groups_dirty = False
+            groups = tuple(self._groups)
+        try:
+            self._record_groups(groups)
+        except Exception as exc:  # the guard still stops them; the next start writes them again
+            log.warning("could not record the process groups of %s: %s", self.environment, masking.mask(str(exc)))
 
     @property
     def lost(self) -> bool:
@@ -166,6 +196,7 @@ class EnvironmentLock:
                 return
             self._released = True
         self._stop.set()
+        self._wake.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._thread is not threading.current_thread():
@@ -246,6 +277,17 @@ def local_holder(holder: LockHolder, wait_s: float = runner.GRACE_S + 3) -> tupl
         return True, (f"its process {holder.pid} is gone, but processes of its step still run (process group "
                       f"{running[0]}): let them finish, or stop them with `kill -- -{running[0]}`")
     return False, f"process {holder.pid} no longer exists on {holder.host}"
+
+
+def _group_exists(pgid: int) -> bool:
+    """Cheap: whether any process (zombies too) is in the group; runner.group_alive reads /proc for the truth."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def holder_alive(holder: LockHolder, heartbeat_age_s: float | None, stale_after_s: float) -> tuple[bool, str]:

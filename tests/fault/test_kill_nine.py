@@ -128,12 +128,14 @@ def test_a_take_over_right_after_a_kill_does_not_overlap_the_dying_step(home):
 def test_with_its_guard_killed_too_the_journal_keeps_the_lock_while_the_step_runs(home):
     """The second line: the lock's row records the step's process group, so a holder whose process and guard were
     both killed is not called dead while that group lives, for a resume or a take-over."""
+    from opsconsole.lock import GROUPS_BATCH_S
     from opsconsole.runner import guards_of
 
     (home / "step.pid").unlink(missing_ok=True)
     proc = start(home, "run", "slow", "--yes")
     wait_for(home / "step.pid")
     pgid = int((home / "step.pid").read_text())
+    time.sleep(GROUPS_BATCH_S + 0.5)  # the group reaches the journal within GROUPS_BATCH_S of its start
     for guard in guards_of(proc.pid):
         os.kill(guard, signal.SIGKILL)
     proc.send_signal(signal.SIGKILL)
