@@ -39,13 +39,9 @@ class Credential:
         return f"Credential(value={masking.MASK!r}, source={self.source!r})"
 
 
-MIN_MASKED = 4  # a shorter "credential" is not one, and registering "x" would hide every x in every output
-
-
 def register(value: str | None) -> None:
     """Register a credential for masking (defence in depth: opsconsole never prints one)."""
-    if value and len(value) >= MIN_MASKED:
-        masking.register(value)
+    masking.register(value)  # (one shorter than masking.MIN_LENGTH is no credential: not registered)
 
 
 def account(provider: str, key: str) -> str:

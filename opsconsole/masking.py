@@ -15,6 +15,9 @@ from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
+# A shorter value is no secret, and masking it would hide every `x` of every output (and trip the argv guard on
+# any literal holding it): the one minimum, for every kind of secret.
+MIN_LENGTH = 4
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -34,7 +37,7 @@ _KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<value>'[^']*'|[^\
 def register(value: str | None) -> None:
     """Remember a secret value so `mask` hides it wherever it appears, in the spellings it takes there too."""
     global _generation
-    if value:
+    if value and len(value) >= MIN_LENGTH:
         if value in _secrets:
             return  # known, with its spellings: the index stays as it is
         forms = _spellings(value) | _lines_of(value)

@@ -91,7 +91,7 @@ class LocalProvider(Provider):
                 values.update(env_file_values(path))
         for key, value in values.items():
             masking.register_url(value)
-            if (key in self.env.secrets or _SECRET_NAME.search(key)) and len(value) >= 4:
+            if key in self.env.secrets or _SECRET_NAME.search(key):
                 masking.register(value)
         return values
 

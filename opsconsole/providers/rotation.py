@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from opsconsole.actions import Action
     from opsconsole.config import Config, Environment
 
-MIN_MASKED = 4  # shorter old values are not registered for masking: "1" would hide every digit one
-
-
 @dataclass(frozen=True)
 class SecretSpec:
     """One rotatable secret as configured (an unconfigured name gets the defaults)."""
@@ -79,8 +76,7 @@ def generated(spec: SecretSpec) -> str:
 
 
 def register_old(value: str | None) -> None:
-    if value and len(value) >= MIN_MASKED:
-        masking.register(value)
+    masking.register(value)  # an old value shorter than masking.MIN_LENGTH ("1") is not one: not registered
 
 
 @dataclass(frozen=True)
