@@ -173,8 +173,9 @@ class EnvironmentLock:
             groups = tuple(self._groups)
         try:
             self._record_groups(groups)
-        except Exception as exc:  # the guard still stops them; the next start writes them again
-            log.warning("could not record the process groups of %s: %s", self.environment, masking.mask(str(exc)))
+        except Exception as exc:  # the guard still stops them; the next start writes them again. Not a warning on
+            # screen: a journal that cannot be written stops the run with its own one message (engine.JournalLost).
+            log.debug("could not record the process groups of %s: %s", self.environment, masking.mask(str(exc)))
 
     @property
     def lost(self) -> bool:

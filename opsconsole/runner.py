@@ -231,7 +231,7 @@ def run(cmd: Command, timeout_s: float | None, on_output: Callable[[str], None],
         try:
             listener(proc.pid)
         except Exception as exc:  # a journal that cannot record it: the guard still stops the group
-            logging.getLogger(__name__).warning("could not record process group %s: %s", proc.pid,
+            logging.getLogger(__name__).debug("could not record process group %s: %s", proc.pid,
                                                 masking.mask(str(exc)))
     try:
         return _follow(cmd, proc, started, tail, emit, timeout_s, cancel, grace_s)
