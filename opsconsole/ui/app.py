@@ -115,6 +115,13 @@ class OpsConsole(App[None]):
     def read_only(self) -> bool:
         return self.forced_read_only or self.environment.read_only
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a dialog is open, only its own keys act: a letter typed beside a confirmation's input must not
+        refresh, switch the environment, open a screen or quit behind it."""
+        if self._dialog_open():
+            return False
+        return super().check_action(action, parameters)
+
     def get_driver_class(self) -> type[Driver]:
         return terminal_driver(super().get_driver_class())  # one that survives a closed terminal: ui/driver.py
 

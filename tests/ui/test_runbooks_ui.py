@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Input
+from textual.widgets import Button, Input, Static
 
 from opsconsole import config
 from opsconsole.journal import open_journal
@@ -109,7 +109,10 @@ async def open_drill(app: OpsConsole, pilot, **params: str) -> RunScreen:
 async def confirm(app: OpsConsole, pilot, typed: str | None = None) -> None:
     await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 10, "a confirmation")
     dialog = app.screen
-    assert dialog.focused is dialog.query_one("#cancel", Button)  # Enter alone never confirms
+    if dialog.level == "typed":  # the name can be typed at once; Enter on anything else cancels
+        assert dialog.focused is dialog.query_one("#typed", Input)
+    else:
+        assert dialog.focused is dialog.query_one("#cancel", Button)  # Enter alone never confirms
     if typed is not None:
         dialog.query_one("#typed", Input).value = typed
         await pilot.pause()
@@ -193,18 +196,59 @@ async def test_typed_confirmation_refuses_a_wrong_name(workspace):
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 10, "a confirmation")
         dialog = app.screen
         assert dialog.query_one("#confirm", Button).disabled
-        dialog.query_one("#typed", Input).value = "locl"
-        await pilot.pause()
+        await pilot.press(*"locl")
+        assert dialog.query_one("#typed", Input).value == "locl"
         assert dialog.query_one("#confirm", Button).disabled
-        dialog.query_one("#typed", Input).focus()
-        await pilot.press("enter")  # a wrong name does not confirm
-        assert app.screen is dialog
-        await pilot.press("escape")  # cancel: the step is not run
+        assert str(dialog.query_one("#match", Static).render()) == "does not match local: Enter cancels"
+        await pilot.press("enter")  # a wrong name does not confirm: it cancels, the step is not run
         await pilot.pause(0.3)
         assert not isinstance(app.screen, ConfirmDialog), (app.screen, app.focused)
         await wait_until(pilot, lambda: run.finished is not None, 20, "the abort")  # declining ends the run
         assert run.finished == "aborted" and run.statuses[2] == "failed"
     assert not (workspace.dir / "marker.txt").exists()
+
+
+async def test_typed_confirmation_takes_the_name_as_typed_and_nothing_else(workspace):
+    """The input has the focus: typing the name and Enter confirms, with no other key. Letters that are global
+    keys elsewhere (r refresh, e environments, q quit) go into the input, and act on nothing behind the dialog."""
+    app = workspace(protection="typed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        run = await open_drill(app, pilot)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 10, "a confirmation")
+        dialog = app.screen
+        rounds = app.rounds_shown
+        await pilot.press(*"rqe")  # into the input, not refresh / quit / the environment picker
+        assert dialog.query_one("#typed", Input).value == "rqe" and app.screen is dialog and app.is_running
+        await pilot.press("ctrl+u")  # clears the input
+        await pilot.press(*"local")
+        assert str(dialog.query_one("#match", Static).render()) == "matches local: Enter confirms"
+        assert not dialog.query_one("#confirm", Button).disabled
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is not dialog, 5, "the dialog closed")
+        await wait_until(pilot, lambda: run.statuses[2] == "succeeded", 20, "the confirmed step")
+        assert app.rounds_shown >= rounds
+        # the drill's next change asks again; cancelling it ends the run
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 10, "the next confirmation")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: run.finished is not None, 20, "the run's end")
+
+
+async def test_no_global_key_acts_behind_a_y_n_confirmation(workspace):
+    app = workspace(protection="confirm")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_drill(app, pilot)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 10, "a confirmation")
+        dialog = app.screen
+        assert dialog.focused is dialog.query_one("#cancel", Button)
+        for key in ("r", "e", "b", "j", "x", "q", "ctrl+p"):
+            await pilot.press(key)
+            await pilot.pause(0.05)
+            assert app.screen is dialog and app.is_running, key
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmDialog)
 
 
 async def test_read_only_hides_and_refuses_runbooks(workspace):

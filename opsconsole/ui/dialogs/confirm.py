@@ -1,8 +1,10 @@
 """Confirm one change, as strongly as the environment demands (SPEC section 5).
 
 What is shown is frozen when the dialog opens: the environment badge, the step, the exact command
-or call and the params. Cancel has the focus, so Enter alone never confirms; a typed confirmation
-asks for the environment's name and confirms nothing else.
+or call and the params. A y/N confirmation opens on Cancel, so Enter alone never confirms. A typed one
+opens on the input, so the name can be typed at once; below it a line says whether what is typed matches,
+and Enter confirms only the exact name: on anything else, or nothing, it cancels. While the dialog is open
+no key of the screens behind it acts (OpsConsole.check_action).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class ConfirmDialog(ModalScreen[bool]):
     ConfirmDialog #command { height: auto; }
     ConfirmDialog #params { height: auto; color: $text-muted; }
     ConfirmDialog #ask { height: auto; margin-top: 1; }
+    ConfirmDialog #match { height: 1; color: $text-muted; }
+    ConfirmDialog #match.matches { color: $status-ok; text-style: bold; }
+    ConfirmDialog #match.differs { color: $status-warn; }
     /* Docked: on a short terminal the rest scrolls, the buttons never leave the screen. */
     ConfirmDialog #buttons { dock: bottom; height: auto; align-horizontal: right; margin-top: 1; }
     ConfirmDialog Button { margin-left: 1; }
@@ -69,7 +74,8 @@ class ConfirmDialog(ModalScreen[bool]):
             if self.level == "typed":
                 yield Static(Text.assemble("Type the environment's name, ", (env.name, "bold"),
                                            ", to confirm:"), id="ask")
-                yield Input(placeholder=env.name, id="typed")
+                yield Input(placeholder=f"type {env.name}", id="typed")
+                yield Static("Enter with anything else cancels", id="match", markup=False)
             else:
                 yield Static(f"Run this on {env.name}? Cancel is the default.", id="ask", markup=False)
             with Horizontal(id="buttons"):
@@ -79,16 +85,30 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self.set_class(self.environment.is_production, "production")
-        self.query_one("#cancel", Button).focus()
+        # Typed: the name goes straight in (Enter on anything but the name still cancels). y/N: Cancel.
+        self.query_one("#typed" if self.level == "typed" else "#cancel").focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#confirm", Button).disabled = event.value != self.environment.name
+        name = self.environment.name
+        matches = event.value == name
+        self.query_one("#confirm", Button).disabled = not matches
+        line = self.query_one("#match", Static)
+        line.set_class(matches, "matches")
+        line.set_class(bool(event.value) and not matches, "differs")
+        if matches:
+            line.update(f"matches {name}: Enter confirms")
+        elif event.value:
+            line.update(f"does not match {name}: Enter cancels")
+        else:
+            line.update("Enter with anything else cancels")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.value == self.environment.name:
             self.dismiss(True)
-        else:
+            return
+        if event.value:
             self.notify(f"that is not {self.environment.name!r}: nothing was run", severity="warning")
+        self.dismiss(False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "confirm":
