@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from opsconsole import __version__, masking
 from opsconsole.errors import UserError
 
-EXIT_USAGE = 2
-EXIT_CHECK_USAGE = 3  # Nagios: UNKNOWN
+EXIT_ERROR = 2  # a user error: config, runbook, plan, refusal
+EXIT_USAGE = 3  # a usage error (unknown verb, bad flag) in every verb (SPEC section 4); for `check` every error:
+# Nagios reads 3 as UNKNOWN, where 2 would page as CRITICAL
 
 
 class UsageError(UserError):
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_tui(args)
     except UserError as exc:
         print(masking.printable(str(exc)), file=sys.stderr)
-        return EXIT_CHECK_USAGE if _is_check(argv) else EXIT_USAGE
+        return EXIT_USAGE if isinstance(exc, UsageError) or _is_check(argv) else EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

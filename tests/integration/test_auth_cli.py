@@ -71,11 +71,11 @@ def test_railway_token_set_status_delete(tmp_path, file_keyring, clean, monkeypa
 
 def test_a_value_is_never_taken_from_argv(tmp_path, file_keyring, clean):
     proc = cli(tmp_path, "auth", "set", "railway", "tok-in-argv")
-    assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+    assert proc.returncode == 3 and "unrecognized arguments" in proc.stderr
     empty = cli(tmp_path, "auth", "set", "railway", stdin="")
     assert empty.returncode == 2 and "no value for token (nothing was stored)" in empty.stderr
     wrong = cli(tmp_path, "auth", "set", "railway", "--key", "password", stdin="x\n")
-    assert wrong.returncode == 2 and "--key must be one of token" in wrong.stderr
+    assert wrong.returncode == 3 and "--key must be one of token" in wrong.stderr
 
 
 def test_no_keyring_backend(tmp_path, no_keyring, clean):
@@ -165,7 +165,7 @@ def test_rabbitmq_accounts_come_from_the_config(tmp_path, file_keyring, clean, w
     after = rows(cli(tmp_path, "auth", "status", "rabbitmq").stdout)
     assert after["rabbitmq ops@rabbit.internal (queue emails of staging)"] == "keyring"
     bad = cli(tmp_path, "auth", "set", "rabbitmq", "--key", "no-at-sign", stdin="x\n")
-    assert bad.returncode == 2 and "--key must be USER@HOST" in bad.stderr
+    assert bad.returncode == 3 and "--key must be USER@HOST" in bad.stderr
 
 
 def test_providers_that_keep_nothing_say_so(tmp_path, file_keyring, clean):
@@ -174,7 +174,7 @@ def test_providers_that_keep_nothing_say_so(tmp_path, file_keyring, clean):
     status = cli(tmp_path, "auth", "status", "kubernetes")
     assert status.returncode == 0 and "opsconsole keeps nothing" in status.stdout
     unknown = cli(tmp_path, "auth", "status", "heroku")
-    assert unknown.returncode == 2 and "invalid choice: 'heroku'" in unknown.stderr
+    assert unknown.returncode == 3 and "invalid choice: 'heroku'" in unknown.stderr
 
 
 def test_set_on_a_terminal_asks_with_echo_off(tmp_path, file_keyring, clean):

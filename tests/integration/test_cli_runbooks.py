@@ -140,7 +140,7 @@ def test_validate_usage_errors(run_cli, project):
     result = run_cli("runbooks", "validate", "empty")
     assert (result.returncode, result.stderr.strip()) == (2, "no runbooks (*.md) in empty")
     result = run_cli("runbooks")
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.returncode == 3 and result.stderr.count("\n") == 1  # a usage error
     assert "list | validate [PATH...] | show NAME" in result.stderr
 
 

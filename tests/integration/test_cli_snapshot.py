@@ -34,6 +34,6 @@ def test_snapshot_usage_errors_are_one_line(run_cli, write_config, tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == f"{cfg}:2: unknown theme 'nope' (known: " + r.stderr.split("(known: ")[1].strip()
     assert "Traceback" not in r.stderr
     r = run_cli("--config", str(cfg), "snapshot", "--output", str(tmp_path / "x.png"))
-    assert r.returncode == 2 and "must name an .svg file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 3 and "must name an .svg file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("snapshot", "--output", "x.svg", "--size", "huge")
-    assert r.returncode == 2 and "COLUMNSxROWS" in r.stderr
+    assert r.returncode == 3 and "COLUMNSxROWS" in r.stderr

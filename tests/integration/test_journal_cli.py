@@ -128,7 +128,7 @@ def test_an_unknown_run_is_one_line_and_exit_2(cli, jpath):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == f"no run '20990101-000000-ffffff' in the journal {jpath}\n"
     out = cli("journal", "show")
-    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1 and "RUN_ID" in out.stderr
+    assert out.returncode == 3 and len(out.stderr.splitlines()) == 1 and "RUN_ID" in out.stderr  # usage
 
 
 def test_a_killed_run_lists_as_interrupted(cli, jpath):

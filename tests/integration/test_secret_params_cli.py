@@ -56,7 +56,7 @@ def test_dash_reads_the_value_from_stdin(home):
 
 def test_dash_twice_or_empty_stdin_is_refused(home):
     twice = opsconsole(home, "plan", "token", "-p", "token=-", "-p", "region=-", stdin="a\nb\n")
-    assert twice.returncode == 2 and "only one -p KEY=- can read stdin (got token, region)" in twice.stderr
+    assert twice.returncode == 3 and "only one -p KEY=- can read stdin (got token, region)" in twice.stderr
     empty = opsconsole(home, "plan", "token", "-p", "token=-", stdin="")
     assert empty.returncode == 2 and "-p token=-: no value given on stdin" in empty.stderr
 

@@ -1,0 +1,30 @@
+"""Usage errors (an unknown verb, a bad or missing flag) exit 3 in every verb, in one line (SPEC section 4); other
+user errors exit 2, except in `check`, where every error is Nagios's UNKNOWN (3)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def opsconsole(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "opsconsole", *args], capture_output=True, text=True, cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+@pytest.mark.parametrize("args", [("chek",), ("check", "--frobnicate"), ("plan",), ("run", "x", "--bogus"),
+                                  ("journal", "nope"), ("scale", "worker"), ("runbooks",), ("auth", "set", "heroku")])
+def test_usage_errors_exit_3_in_one_line(tmp_path, args):
+    proc = opsconsole(tmp_path, *args)
+    assert proc.returncode == 3, (args, proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_other_errors_exit_2_but_in_check(tmp_path):
+    (tmp_path / "opsconsole.toml").write_text("[environments.local]\nprovider = \"nowhere\"\n")
+    assert opsconsole(tmp_path, "envs").returncode == 2
+    assert opsconsole(tmp_path, "check").returncode == 3
