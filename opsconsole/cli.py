@@ -306,6 +306,10 @@ def cmd_journal(args: argparse.Namespace) -> int:
             print(json.dumps({"journal": store.location, "runs": [journal.run_json(r) for r in runs]}))
         elif runs:
             print(masking.printable(journal.format_runs(runs)))
+        elif args.env and args.env not in cfg.environment_names:
+            # A typo, not a quiet environment: say so (runs of an environment since removed still list above).
+            raise UserError(f"unknown environment {args.env!r} (known: {', '.join(cfg.environment_names)}), and "
+                            f"the journal {store.location} has no runs for it")
         else:
             where = f" for environment {args.env!r}" if args.env else ""
             print(f"no runs{where} in the journal {store.location}", file=sys.stderr)

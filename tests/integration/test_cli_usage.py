@@ -28,3 +28,18 @@ def test_other_errors_exit_2_but_in_check(tmp_path):
     (tmp_path / "opsconsole.toml").write_text("[environments.local]\nprovider = \"nowhere\"\n")
     assert opsconsole(tmp_path, "envs").returncode == 2
     assert opsconsole(tmp_path, "check").returncode == 3
+
+
+def test_an_unknown_environment_in_journal_list_is_an_error_not_an_empty_list(tmp_path):
+    (tmp_path / "opsconsole.toml").write_text('[opsconsole]\njournal = "j.sqlite3"\n[environments.local]\n'
+                                              'provider = "local"\n')
+    proc = opsconsole(tmp_path, "journal", "list", "--env", "lcoal")
+    assert proc.returncode == 2 and "unknown environment 'lcoal' (known: local)" in proc.stderr
+    quiet = opsconsole(tmp_path, "journal", "list", "--env", "local")
+    assert quiet.returncode == 0 and "no runs for environment 'local'" in quiet.stderr
+
+
+def test_a_runbook_path_that_does_not_exist_is_file_not_found(tmp_path):
+    (tmp_path / "opsconsole.toml").write_text('[environments.local]\nprovider = "local"\n')
+    proc = opsconsole(tmp_path, "plan", "./missing.md")
+    assert proc.returncode == 2 and proc.stderr.strip() == "file not found: ./missing.md"

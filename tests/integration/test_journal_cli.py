@@ -71,9 +71,10 @@ def test_list_filters_by_environment_and_limits(cli, jpath):
     assert [r["run_id"] for r in json.loads(out.stdout)["runs"]] == [old.run_id]
     out = cli("journal", "list", "--limit", "1", "--json")
     assert [r["run_id"] for r in json.loads(out.stdout)["runs"]] == [dead.run_id]
-    empty = cli("journal", "list", "--env", "nowhere")
-    assert empty.returncode == 0 and empty.stdout == ""
-    assert empty.stderr == f"no runs for environment 'nowhere' in the journal {jpath}\n"
+    unknown = cli("journal", "list", "--env", "nowhere")  # a typo must not read as a quiet environment
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert "unknown environment 'nowhere' (known: " in unknown.stderr
+    assert unknown.stderr.endswith(f"and the journal {jpath} has no runs for it\n")
 
 
 def test_list_json_has_stable_keys_and_iso_times(cli, jpath):
