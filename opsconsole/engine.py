@@ -458,7 +458,7 @@ class Engine:
 
     def __init__(self, plan: Plan, journal: Journal, config: Config, env: Environment | str | None,
                  prompter: Prompter, *, take_over: bool = False, provider: Provider | None = None,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None, interrupted: threading.Event | None = None) -> None:
         self.plan = plan
         self.journal = journal
         self.config = config
@@ -469,6 +469,9 @@ class Engine:
         self.take_over = take_over
         self.provider = provider or for_environment(config, self.env)
         self.cancel = cancel
+        # Set with `cancel` when opsconsole itself is going (the terminal closed, the TUI quit mid-step): the run
+        # is journaled `interrupted`, as a crash leaves it, and the next start says so; `cancel` alone is `a`.
+        self.interrupted = interrupted
         self.run_id = ""
         self._lock: Any = None
         self._recorded: dict[int, dict[str, object]] = {}
@@ -529,8 +532,9 @@ class Engine:
             try:
                 status = self._drive(done, attempts)
             except (runner.Aborted, PlanChanged, LockLost) as exc:
-                self._journaled(lambda: self.journal.finish_run(self.run_id, "aborted"), "record that it aborted")
-                self._event("run-finished", f"Run {self.run_id} aborted: {masking.mask(str(exc))}", status="aborted")
+                ended = "interrupted" if self.interrupted is not None and self.interrupted.is_set() else "aborted"
+                self._journaled(lambda: self.journal.finish_run(self.run_id, ended), f"record that it {ended}")
+                self._event("run-finished", f"Run {self.run_id} {ended}: {masking.mask(str(exc))}", status=ended)
                 if isinstance(exc, (PlanChanged, LockLost)):
                     raise UserError(f"run {self.run_id} aborted: {exc}") from None
                 return self.journal.get(self.run_id)

@@ -150,10 +150,16 @@ class OpsConsole(App[None]):
         spot and a running step's command lives on, orphaned, while the journal calls the run interrupted. Stop
         every run the way `a` does (its command tree killed, the run journaled resumable), then quit; the
         process waits for the engine to finish recording before it exits."""
+        self.interrupt()
+
+    def interrupt(self) -> None:
+        """Leave with a run in flight: its step's command stopped as `a` stops it, the run journaled
+        `interrupted` (resumable; the next start says so), then exit 130, once the engine has recorded it."""
         from opsconsole.ui.screens.run import RunScreen
 
         for screen in self.screen_stack:
             if isinstance(screen, RunScreen):
+                screen.interrupted.set()
                 screen.cancel.set()
         self.exit(return_code=130)
 
@@ -488,6 +494,9 @@ class OpsConsole(App[None]):
             self._quit_asked_at = time.monotonic()
             self.notify("a run is in progress: abort it first (a), or press q again within 3 s to quit anyway "
                         "(that stops the running step; the run stays resumable from the journal)", severity="warning", timeout=6)
+            return
+        if self.run_in_progress():
+            self.interrupt()
             return
         self.exit()
 

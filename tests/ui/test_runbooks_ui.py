@@ -322,6 +322,29 @@ async def test_quit_and_environment_switch_wait_for_a_running_step(workspace):
         await wait_until(pilot, lambda: not app.is_running, 5, "the app to quit")
 
 
+async def test_quitting_mid_step_exits_130_and_journals_the_run_interrupted(workspace):
+    """q twice during a step: the step's command is stopped, the run is `interrupted` (as a crash leaves it, so the
+    next start says so, and it resumes), and the exit code says it was interrupted."""
+    (workspace.dir / "tried.txt").touch()
+    app = workspace(protection="open")
+    async with app.run_test(size=(140, 40)) as pilot:
+        run = await open_drill(app, pilot, pause="30")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: run.statuses.get(4) == "running", 20, "the sleeping step")
+        await pilot.press("q", "q")
+        await wait_until(pilot, lambda: not app.is_running, 15, "the app to quit")
+    assert app.return_code == 130
+    store = open_journal(str(workspace.dir / "journal.sqlite3"))
+    try:  # the engine's thread records the end once the step's command is stopped (the CLI waits for it)
+        deadline = time.monotonic() + 15
+        while store.runs()[0].status == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [record] = store.runs()
+        assert record.status == "interrupted" and record.latest_steps()[4].status == "failed"
+    finally:
+        store.close()
+
+
 async def test_closing_the_app_at_a_confirmation_stops_the_run(workspace):
     app = workspace()  # confirm: step 2 asks
     async with app.run_test(size=(140, 40)) as pilot:

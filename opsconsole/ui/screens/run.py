@@ -137,6 +137,7 @@ class RunScreen(Screen[None]):
         self.resume = resume
         self.take_over = take_over
         self.cancel = threading.Event()
+        self.interrupted = threading.Event()  # set with cancel when opsconsole itself goes (OpsConsole.interrupt)
         self.inbox: deque[tuple[str, Any]] = deque()
         self.statuses: dict[int, str] = {s.index: "pending" for s in plan.steps}
         self.running = False
@@ -306,7 +307,7 @@ class RunScreen(Screen[None]):
             return
         try:
             engine = Engine(self.plan, journal, app.config, self.environment, TuiPrompter(self),  # type: ignore[attr-defined]
-                            take_over=self.take_over, cancel=self.cancel)
+                            take_over=self.take_over, cancel=self.cancel, interrupted=self.interrupted)
             record = engine.run(resume=self.resume)
             app.call_from_thread(self._ended, record, None)
         except JournalLost as exc:  # steps may have run: say where it stopped, not "not run"
