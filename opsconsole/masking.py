@@ -193,12 +193,11 @@ class StreamMasker:
 
     def _cut_long(self) -> None:
         while len(self._partial) > self._max_line:
-            _, _, _, longest = _current_index()
+            pattern, ordered, _, longest = _current_index()
             window = self._max_line + max(longest - 1, 0)
             if len(self._partial) < window and longest > 1:
                 return  # a secret might cross the cut: wait until the rest of it could be here
             cut = self._max_line
-            pattern, ordered, _, _ = _current_index()
             found = (pattern.finditer(self._partial, 0, window) if pattern is not None else
                      (m for s in ordered for m in re.finditer(re.escape(s), self._partial[:window])))
             for m in found:
