@@ -798,8 +798,8 @@ def find(name_or_path: str, runbooks_dir: Path) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix.lower() in (".md", ".markdown") and candidate.is_file():
         return candidate
-    if "/" in name_or_path and not candidate.exists():  # a path, not a name: say what is wrong with it
-        raise UserError(f"file not found: {name_or_path}")
+    if candidate.suffix.lower() in (".md", ".markdown") and "/" in name_or_path and not candidate.exists():
+        raise UserError(f"file not found: {name_or_path}")  # a path to a Markdown file, not a name: say so
     if "/" not in name_or_path and name_or_path not in ("", ".", ".."):
         for name in (name_or_path, f"{name_or_path}.md"):
             if (runbooks_dir / name).is_file():
