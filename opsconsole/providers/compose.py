@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import threading
@@ -221,23 +220,15 @@ class ComposeProvider(Provider):
         return (rewrite, *restarts)
 
     def _check_rotatable(self, action: Action, in_file: bool) -> None:
-        """Refuse, before anything changes, a rotation that would not reach the containers: no project `.env`
-        (it would be created), a name not in it, or a name also set in opsconsole's own environment, which
-        Compose's `${NAME}` interpolation prefers to the `.env` file."""
         name = action.secret or ""
-        unchanged = "nothing was changed"
-        if not self.env_file.is_file():
-            raise UserError(f"`{action.text()}`: there is no {self.env_file} (the project's env file, where the "
-                            f"compose provider rotates {name}; set env_file = \"...\" in "
-                            f"[environments.{self.env.name}.provider_options] if it lives elsewhere); {unchanged}")
-        if not in_file and not action.rollback:
-            raise UserError(f"`{action.text()}`: unknown secret {name}: it is not set in {self.env_file}, so there "
-                            f"is nothing to rotate; add {name}=<the current value> there first; {unchanged}")
-        if name in os.environ:
-            raise UserError(f"`{action.text()}`: {name} is also set in opsconsole's own environment (exported in "
-                            f"the shell that started it), and docker compose prefers that value to "
-                            f"{self.env_file.name}: the recreated containers would keep it. Run `unset {name}` "
-                            f"(or `env -u {name} opsconsole ...`) and try again; {unchanged}")
+        rotation.refuse_unreachable(
+            action, self.env_file, known=in_file,
+            missing=(f"(the project's env file, where the compose provider rotates {name}; set env_file = \"...\" "
+                     f"in [environments.{self.env.name}.provider_options] if it lives elsewhere)"),
+            unknown=(f"it is not set in {self.env_file}, so there is nothing to rotate; add {name}=<the current "
+                     f"value> there first"),
+            exported=(f"docker compose prefers that value to {self.env_file.name}: the recreated containers would "
+                      f"keep it"))
 
     # --- backup / restore ------------------------------------------------------------------------------------
 

@@ -208,24 +208,15 @@ class LocalProvider(Provider):
         return (rewrite, *restarts)
 
     def _check_rotatable(self, action: Action, in_file: bool) -> None:
-        """Refuse, before anything changes, a rotation that would not reach what runs: no `.env.<environment>`
-        (it would be created, and nothing reads it), a name set in neither `.env` file, or a name also set in
-        opsconsole's own environment, which wins over the files for every command opsconsole runs."""
         name = action.secret or ""
-        unchanged = "nothing was changed"
-        if not self.env_file.is_file():
-            raise UserError(f"`{action.text()}`: there is no {self.env_file} (where the local provider keeps "
-                            f"{name} for environment {self.env.name!r}): create it with {name}=<the current value>, "
-                            f"or pick the environment that has it with --env; {unchanged}")
-        if not in_file and not action.rollback and name not in _file_keys(self.base_dir / ".env"):
-            raise UserError(f"`{action.text()}`: unknown secret {name}: it is set in neither {self.env_file} nor "
-                            f"{self.base_dir / '.env'}, so there is nothing to rotate; add {name}=<the current "
-                            f"value> to {self.env_file.name} first; {unchanged}")
-        if name in os.environ:
-            raise UserError(f"`{action.text()}`: {name} is also set in opsconsole's own environment (exported in "
-                            f"the shell that started it), and that value wins over {self.env_file.name} for every "
-                            f"command opsconsole runs: the restarted services would keep it. Run `unset {name}` "
-                            f"(or `env -u {name} opsconsole ...`) and try again; {unchanged}")
+        rotation.refuse_unreachable(
+            action, self.env_file, known=in_file or action.rollback or name in _file_keys(self.base_dir / ".env"),
+            missing=(f"(where the local provider keeps {name} for environment {self.env.name!r}): create it with "
+                     f"{name}=<the current value>, or pick the environment that has it with --env"),
+            unknown=(f"it is set in neither {self.env_file} nor {self.base_dir / '.env'}, so there is nothing to "
+                     f"rotate; add {name}=<the current value> to {self.env_file.name} first"),
+            exported=(f"that value wins over {self.env_file.name} for every command opsconsole runs: the restarted "
+                      f"services would keep it"))
 
     # --- backup / restore ------------------------------------------------------------------------------------
 

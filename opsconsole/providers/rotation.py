@@ -18,6 +18,8 @@ from opsconsole.errors import ConfigError, UserError
 from opsconsole.providers import Output
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from opsconsole.actions import Action
     from opsconsole.config import Config, Environment
 
@@ -73,6 +75,26 @@ def generated(spec: SecretSpec) -> str:
     """How the new value is made, for a plan line: "64 hex characters"."""
     length = spec.length or secret_values.DEFAULT_LENGTH[spec.alphabet]
     return f"{length} {spec.alphabet} characters"
+
+
+def refuse_unreachable(action: Action, env_file: Path, *, known: bool, missing: str, unknown: str,
+                       exported: str) -> None:
+    """For the providers that rotate a `.env` file (local, compose): refuse, before anything changes, a rotation
+    that would not reach what runs: no `env_file` (it would be created, and nothing reads it), a name it does not
+    hold (`known`), or a name also set in opsconsole's own environment, which wins over the file. `missing`,
+    `unknown` and `exported` say it in the provider's words."""
+    import os
+
+    name = action.secret or ""
+    unchanged = "nothing was changed"
+    if not env_file.is_file():
+        raise UserError(f"`{action.text()}`: there is no {env_file} {missing}; {unchanged}")
+    if not known and not action.rollback:
+        raise UserError(f"`{action.text()}`: unknown secret {name}: {unknown}; {unchanged}")
+    if name in os.environ:
+        raise UserError(f"`{action.text()}`: {name} is also set in opsconsole's own environment (exported in "
+                        f"the shell that started it), and {exported}. Run `unset {name}` (or `env -u {name} "
+                        f"opsconsole ...`) and try again; {unchanged}")
 
 
 def register_old(value: str | None) -> None:
