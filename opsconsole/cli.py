@@ -264,7 +264,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     rows = []
-    for name in cfg.environment_names:
+    names = (cfg.known_environment(args.env),) if args.env else cfg.environment_names
+    for name in names:
         raw = cfg.summary(name)
         rows.append({
             "name": name,
@@ -361,19 +362,28 @@ def cmd_runbooks(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     if args.runbooks_command == "validate":
         env = cfg.environment(args.env) if getattr(args, "env", None) else None
-        text, invalid = runbook_report.validate([Path(p) for p in args.paths] or [cfg.runbooks], env)
+        if args.paths:
+            paths = [Path(p) for p in args.paths]
+        else:
+            paths = [path for path, _shelf, _hidden in runbook.catalog(runbook.shelves(cfg))]
+            if not paths:
+                raise UserError("no runbooks to validate")
+        text, invalid = runbook_report.validate(paths, env)
         print(masking.printable(text))
         return 1 if invalid else 0
     if args.runbooks_command == "show":
-        book = runbook.load(runbook.find(args.name, cfg.runbooks))
+        book = runbook.load(runbook.find(args.name, runbook.shelves(cfg)))
         out = json.dumps(runbook_report.as_json(book)) if args.json else runbook_report.outline(book)
         print(masking.mask(out) if args.json else masking.printable(out))
         return 0
-    entries = runbook_report.listing(cfg.runbooks)
+    shelves = runbook.shelves(cfg)
+    entries = runbook_report.listing(shelves)
     if args.json:
-        print(masking.mask(json.dumps({"directory": str(cfg.runbooks), "runbooks": entries})))
+        print(masking.mask(json.dumps({"directory": str(cfg.runbooks),
+                                       "search_path": [{"path": str(s.path), "source": s.label} for s in shelves],
+                                       "runbooks": entries})))
     else:
-        print(masking.printable(runbook_report.table(cfg.runbooks, entries)))
+        print(masking.printable(runbook_report.table(shelves, entries)))
     return 1 if any(not e["valid"] for e in entries) else 0
 
 
@@ -411,7 +421,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     env = cfg.environment(args.env)
-    book = runbook.load(runbook.find(args.runbook, cfg.runbooks))
+    book = runbook.load(runbook.find(args.runbook, runbook.shelves(cfg)))
     plan = engine.build_plan(cfg, env, book, _ask_missing_secrets(book, _given(args)), read_only=args.read_only)
     print(masking.mask(json.dumps(plan.to_json())) if args.json else masking.printable(terminal.format_plan(plan)))
     return 0
@@ -422,7 +432,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     env = cfg.environment(args.env)
-    book = runbook.load(runbook.find(args.runbook, cfg.runbooks))
+    book = runbook.load(runbook.find(args.runbook, runbook.shelves(cfg)))
     given = _given(args)
     with journal.open_for_config(cfg) as store:
         resume = store.get(args.resume) if args.resume else None
@@ -559,6 +569,16 @@ def _execute(args: argparse.Namespace, cfg, env, plan, store, resume) -> int:
         raise KeyboardInterrupt
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop)
+    if resume is None and args.command == "run":
+        from opsconsole import resume as resume_mod
+
+        earlier = resume_mod.unfinished_of(store, plan.environment, plan.runbook)
+        if earlier is not None:
+            print(f"note: run {earlier.run_id} of {args.runbook} {earlier.status} at step "
+                  f"{min(earlier.steps_done + 1, earlier.steps_total)}/{earlier.steps_total} "
+                  f"({earlier.started_at.astimezone().strftime('%Y-%m-%d %H:%M %Z')}); this is a new run from step 1 "
+                  f"- to continue that one instead: opsconsole run {args.runbook} --resume {earlier.run_id}",
+                  file=sys.stderr)
     write(f"Plan fingerprint: {plan.fingerprint}")
     runner = engine.Engine(plan, store, cfg, env, prompter, take_over=args.take_over)
 
@@ -577,5 +597,7 @@ def _execute(args: argparse.Namespace, cfg, env, plan, store, resume) -> int:
         print(masking.printable(str(exc)) + (f"; once the journal is back, {hint}" if hint else ""), file=sys.stderr)
         return 1
     if record.status != "succeeded":
-        print(f"run {record.run_id} {record.status}; see `opsconsole journal show {record.run_id}`", file=sys.stderr)
+        hint = resume_hint(record.run_id) if record.status in ("failed", "aborted") else ""
+        print(f"run {record.run_id} {record.status}; see `opsconsole journal show {record.run_id}`"
+              + (f", or {hint}" if hint else ""), file=sys.stderr)
     return 0 if record.status == "succeeded" else 1

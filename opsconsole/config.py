@@ -125,6 +125,11 @@ class Config:
         return str(self.path) if self.path else BUILTIN
 
     @property
+    def runbooks_configured(self) -> bool:
+        """Whether [opsconsole] runbooks names the folder (a missing one is then an error, not an empty shelf)."""
+        return isinstance(self.raw.get("opsconsole"), Mapping) and "runbooks" in self.raw["opsconsole"]
+
+    @property
     def environment_names(self) -> tuple[str, ...]:
         return tuple(self.raw["environments"])
 
@@ -132,12 +137,16 @@ class Config:
         """An environment's unresolved table (provider, protection, ...), for listings."""
         return self.raw["environments"][name]
 
-    def environment(self, name: str | None = None) -> Environment:
-        """Resolve one environment: `.env` values, `${NAME}` interpolation, URL checks."""
-        name = name or self.default_environment
+    def known_environment(self, name: str) -> str:
+        """`name`, or ConfigError when the config has no such environment (a typo must never pass quietly)."""
         if name not in self.raw["environments"]:
             known = ", ".join(self.environment_names)
             raise ConfigError(f"unknown environment {name!r} (known: {known})", self.source)
+        return name
+
+    def environment(self, name: str | None = None) -> Environment:
+        """Resolve one environment: `.env` values, `${NAME}` interpolation, URL checks."""
+        name = self.known_environment(name or self.default_environment)
         values = load_env_values(self.base_dir, name)
         table = self.raw["environments"][name]
         resolved = _interpolate(table, ("environments", name), values, self)

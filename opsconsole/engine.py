@@ -200,7 +200,7 @@ def build_plan(config: Config, env: Environment | str | None, runbook: Runbook, 
     if runbook.environments is not None and environment.name not in runbook.environments:
         raise UserError(f"runbook {runbook.name} is for environments {', '.join(runbook.environments)}, "
                         f"not {environment.name!r}", runbook.path)
-    values = bind_params(runbook, given_params)
+    values = bind_params(runbook, given_params, environment)
     provider = provider or for_environment(config, environment)
     read_only = read_only or environment.read_only
     steps = tuple(PlannedStep(step, tuple(_plan_block(runbook, step, b, values, provider, environment, read_only)

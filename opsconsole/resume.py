@@ -30,6 +30,15 @@ def interrupted_runs(journal: Journal, environment: str, limit: int = 200) -> li
     return [r for r in journal.runs(limit=limit, environment=environment) if r.status == "interrupted"]
 
 
+def unfinished_of(journal: Journal, environment: str, book: Runbook) -> RunRecord | None:
+    """The newest run of `book` on `environment` when it stopped mid-way (aborted, failed, interrupted): a new run
+    would start again at step 1 beside it, so whoever starts one is told it can be resumed instead."""
+    for record in journal.runs(limit=200, environment=environment):
+        if record.runbook_name == book.name and Path(record.runbook_path).name == book.path.name:
+            return record if record.status in RESUMABLE else None
+    return None
+
+
 def banner(runs: list[RunRecord], environment: str) -> str | None:
     """One line telling that interrupted runs exist, naming the newest; None when there are none."""
     if not runs:

@@ -16,18 +16,25 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsconsole import actions, masking, templating
 from opsconsole.errors import ConfigError, UserError
+from opsconsole.thresholds import ALL_KINDS
 
-PARAM_TYPES = ("str", "int", "bool", "choice", "secret")
+if TYPE_CHECKING:
+    from opsconsole.config import Config, Environment
+
+PARAM_TYPES = ("str", "int", "bool", "choice", "secret", "member")
+# What a `member` param's `kind` may say: a probe kind, or any service / any queue.
+MEMBER_KINDS = ALL_KINDS + ("service", "queue")
 ROLES = ("run", "check", "verify", "rollback")
 CONFIRMS = ("none", "yes", "typed")
 SHELL_LANGUAGES = ("sh", "bash", "shell", "zsh")
 ATTRIBUTE_KEYS = ("role", "confirm", "timeout", "retries")  # ours; others (Runme's) are kept, ignored
 
-_PARAM_KEYS = ("type", "default", "required", "min", "max", "choices", "pattern", "description")
+_PARAM_KEYS = ("type", "default", "required", "min", "max", "choices", "pattern", "description", "kind")
+_MEMBER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*\Z")  # as config names members
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TRUE = ("true", "yes", "1")
 _FALSE = ("false", "no", "0")
@@ -47,9 +54,10 @@ class Param:
     pattern: str | None  # a regex the whole value must match (str, secret)
     description: str
     line: int  # line of the param's key in the front matter
+    kind: str | None = None  # member params: the kind of member (postgres, queue...); None: any member
 
     def describe(self) -> str:
-        """The type as a person reads it: `int 1..20`, `choice of api|worker`."""
+        """The type as a person reads it: `int 1..20`, `choice of api|worker`, `postgres member`."""
         if self.type == "int" and (self.minimum is not None or self.maximum is not None):
             low = "" if self.minimum is None else str(self.minimum)
             high = "" if self.maximum is None else str(self.maximum)
@@ -58,7 +66,27 @@ class Param:
             return "choice of " + "|".join(self.choices)
         if self.pattern and self.type in ("str", "secret"):
             return f"{self.type} matching {self.pattern}"
+        if self.type == "member":
+            return f"{self.kind} member" if self.kind else "member"
         return self.type
+
+    def members(self, environment: Environment) -> list[str]:
+        """The members of `environment` a member param may name, in config order."""
+        wanted = self.kind
+        return [t.name for t in environment.services + environment.queues
+                if wanted is None or t.kind == wanted or wanted == t.group]
+
+    def member_default(self, environment: Environment) -> str | None:
+        """A member param's value when none is given: its front-matter default when the environment has that member;
+        with no default, the first member of a probe kind (the database, the cache) or the only member of a broad
+        kind. None when that leaves a choice to make: scaling the first service because `worker` is missing would
+        change the wrong thing."""
+        members = self.members(environment)
+        if isinstance(self.default, str):
+            return self.default if self.default in members else None
+        if members and (self.kind in ALL_KINDS or len(members) == 1):
+            return members[0]
+        return None
 
 
 @dataclass(frozen=True)
@@ -444,6 +472,15 @@ class _Reader:
                 except (re.error, RecursionError, OverflowError) as exc:
                     bad(f"pattern is not a valid regular expression: {exc}")
                     ok = False
+        member_kind = spec.get("kind")
+        if member_kind is not None:
+            if kind != "member":
+                bad("kind applies to member params only")
+                ok = False
+            elif member_kind not in MEMBER_KINDS:
+                bad(f"unknown member kind {_brief(member_kind)} (kinds: {', '.join(MEMBER_KINDS)})")
+                ok = False
+                member_kind = None
         description = spec.get("description", "")
         if not isinstance(description, str):
             bad("description must be text")
@@ -458,12 +495,12 @@ class _Reader:
                       minimum=minimum if ok and isinstance(minimum, int) else None,
                       maximum=maximum if ok and isinstance(maximum, int) else None,
                       choices=choices, pattern=pattern if ok else None, description=description.strip(),
-                      line=line or 1)
+                      line=line or 1, kind=member_kind if kind == "member" else None)
         if default is not None:
             if kind == "secret":
                 bad("a secret cannot have a default: it would sit in the file in clear text")
                 ok = False
-            elif kind in ("str",) and not isinstance(default, str):
+            elif kind in ("str", "member") and not isinstance(default, str):
                 bad(f"default must be text (quote it in YAML), got {_brief(default)}")
                 ok = False
             elif kind == "bool" and not isinstance(default, bool):
@@ -481,7 +518,7 @@ class _Reader:
         required = required_raw if required_raw is not None else default is None
         return Param(name=name, type=kind, default=default if ok else None, required=required,
                      minimum=param.minimum, maximum=param.maximum, choices=choices, pattern=param.pattern,
-                     description=param.description, line=line or 1)
+                     description=param.description, line=line or 1, kind=param.kind)
 
     # markdown
 
@@ -793,20 +830,87 @@ def _only_expects(source: str) -> bool:
     return bool(lines) and all(re.match(r"expect\b", ln) for ln in lines)
 
 
-def find(name_or_path: str, runbooks_dir: Path) -> Path:
-    """`scale-workers`, `scale-workers.md` (in the runbooks dir) or a path to a Markdown file."""
+SHIPPED = Path(__file__).resolve().parent / "shipped_runbooks"  # the runbooks opsconsole ships with
+BUILT_IN = "built-in"
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """A folder on the runbook search path and what it is called where runbooks are listed."""
+
+    path: Path
+    label: str  # the folder as the user wrote or sees it, or BUILT_IN
+
+    @property
+    def built_in(self) -> bool:
+        return self.label == BUILT_IN
+
+
+def search_path(user_dir: Path, *, configured: bool = False) -> tuple[Shelf, ...]:
+    """Where runbooks are found, first match wins: the user's folder (`runbooks` beside opsconsole.toml, or
+    [opsconsole] runbooks), then the shipped ones. A folder that is not there is left out, unless the config
+    names it: a typo there must not silently leave only the built-in runbooks (UserError)."""
+    shelves: list[Shelf] = []
+    if user_dir.is_dir():
+        if user_dir.resolve() != SHIPPED:
+            shelves.append(Shelf(user_dir, shown_path(user_dir)))
+    elif configured:
+        raise UserError(f"no runbooks directory at {shown_path(user_dir)} "
+                        "(set `runbooks` under [opsconsole] in the config)")
+    if SHIPPED.is_dir():
+        shelves.append(Shelf(SHIPPED, BUILT_IN))
+    return tuple(shelves)
+
+
+def shelves(config: Config) -> tuple[Shelf, ...]:
+    """The runbook search path of a config: its runbooks folder, then the built-in runbooks."""
+    return search_path(config.runbooks, configured=config.runbooks_configured)
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as the user can click it: relative to the working directory when inside it."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def find(name_or_path: str, shelves: Path | tuple[Shelf, ...]) -> Path:
+    """`scale-workers`, `scale-workers.md` (on the search path, first shelf first) or a path to a Markdown file."""
+    if isinstance(shelves, Path):
+        shelves = (Shelf(shelves, shown_path(shelves)),)
     candidate = Path(name_or_path)
     if candidate.suffix.lower() in (".md", ".markdown") and candidate.is_file():
         return candidate
     if candidate.suffix.lower() in (".md", ".markdown") and "/" in name_or_path and not candidate.exists():
         raise UserError(f"file not found: {name_or_path}")  # a path to a Markdown file, not a name: say so
     if "/" not in name_or_path and name_or_path not in ("", ".", ".."):
-        for name in (name_or_path, f"{name_or_path}.md"):
-            if (runbooks_dir / name).is_file():
-                return runbooks_dir / name
-    known = ", ".join(p.stem for p in runbook_files(runbooks_dir)) if runbooks_dir.is_dir() else ""
-    where = f"in {runbooks_dir}" + (f" (runbooks: {known})" if known else "")
-    raise UserError(f"no runbook {name_or_path!r} {where}")
+        for shelf in shelves:
+            for name in (name_or_path, f"{name_or_path}.md"):
+                if (shelf.path / name).is_file():
+                    return shelf.path / name
+    known = sorted({p.stem for shelf in shelves if shelf.path.is_dir() for p in runbook_files(shelf.path)})
+    where = " or ".join("the built-in runbooks" if s.built_in else f"in {s.label}" for s in shelves) or "anywhere"
+    raise UserError(f"no runbook {name_or_path!r} {where}" + (f" (runbooks: {', '.join(known)})" if known else ""))
+
+
+def catalog(shelves: tuple[Shelf, ...]) -> list[tuple[Path, Shelf, Shelf | None]]:
+    """Every runbook on the search path once: (file, its shelf, the built-in shelf it overrides or None). A user's
+    runbook named like a shipped one hides the shipped one, as `find` does."""
+    out: list[tuple[Path, Shelf, Shelf | None]] = []
+    seen: dict[str, int] = {}
+    for shelf in shelves:
+        for path in runbook_files(shelf.path):
+            if path.stem in seen:
+                first = out[seen[path.stem]]
+                out[seen[path.stem]] = (first[0], first[1], shelf)
+                continue
+            seen[path.stem] = len(out)
+            out.append((path, shelf, None))
+    return out
 
 
 def runbook_files(directory: Path) -> list[Path]:
@@ -861,9 +965,12 @@ def _characters(found: list[str]) -> str:
 
 # --- params ----------------------------------------------------------------------------------
 
-def bind_params(runbook: Runbook, given: Mapping[str, object]) -> dict[str, object]:
+def bind_params(runbook: Runbook, given: Mapping[str, object],
+                environment: Environment | None = None) -> dict[str, object]:
     """Typed, checked values for every param (defaults applied). UserError names the param and
-    points at its front-matter line; secret values are registered for masking first."""
+    points at its front-matter line; secret values are registered for masking first. With an environment, a
+    `member` param must name one of its members of the param's kind, and defaults to its front-matter default
+    when the environment has that member, else to the first member of the kind."""
     unknown = [k for k in given if runbook.param(k) is None]
     if unknown:
         known = ", ".join(p.name for p in runbook.params) or "none"
@@ -877,8 +984,25 @@ def bind_params(runbook: Runbook, given: Mapping[str, object]) -> dict[str, obje
                 masking.register(text)
             try:
                 values[param.name] = _coerce(param, text)
+                if param.type == "member" and environment is not None:
+                    _member_of(param, text, environment)
             except ValueError as exc:
                 raise UserError(f"param {param.name!r}: {exc}", runbook.path, param.line) from None
+        elif param.type == "member" and environment is not None:
+            chosen = param.member_default(environment)
+            members = param.members(environment)
+            if chosen is not None:
+                values[param.name] = chosen
+            elif not members and (param.required or param.default is not None):
+                raise UserError(f"param {param.name!r}: environment {environment.name!r} has no "
+                                f"{_member_words(param)} to name", runbook.path, param.line)
+            elif param.required or param.default is not None:
+                missing = f"has no {param.default!r}: " if param.default is not None else "has several: "
+                raise UserError(f"param {param.name!r}: environment {environment.name!r} {missing}name the "
+                                f"{_member_words(param)} with -p {param.name}=NAME (it has: {', '.join(members)})",
+                                runbook.path, param.line)
+            else:
+                values[param.name] = None
         elif param.default is not None:
             values[param.name] = param.default
         elif param.required:
@@ -887,6 +1011,24 @@ def bind_params(runbook: Runbook, given: Mapping[str, object]) -> dict[str, obje
         else:
             values[param.name] = None
     return values
+
+
+def _member_words(param: Param) -> str:
+    return {None: "member", "service": "service", "queue": "queue"}.get(param.kind, f"{param.kind} member")
+
+
+def _member_of(param: Param, name: str, environment: Environment) -> None:
+    """ValueError unless `name` is a member of `environment` of the param's kind, saying which ones are."""
+    members = param.members(environment)
+    if name in members:
+        return
+    what = _member_words(param)
+    if not members:
+        raise ValueError(f"{name!r}: environment {environment.name!r} has no {what}")
+    other = next((t for t in environment.services + environment.queues if t.name == name), None)
+    why = f"is a {other.kind or other.group}, not a {what}" if other is not None else \
+        f"is not a {what} of environment {environment.name!r}"
+    raise ValueError(f"{name!r} {why} (it has: {', '.join(members)})")
 
 
 def value_text(value: object) -> str:
@@ -924,6 +1066,10 @@ def _coerce(param: Param, text: str) -> object:
     if param.type == "choice":
         if text not in param.choices:
             raise ValueError(f"{shown} is not one of {', '.join(param.choices)}")
+        return text
+    if param.type == "member":
+        if not _MEMBER_NAME.match(text):
+            raise ValueError(f"{shown} is not a member name (letters, digits, _ and -, as in the config)")
         return text
     if not text and param.required:
         raise ValueError("is empty")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,13 +14,7 @@ if TYPE_CHECKING:
     from opsconsole.config import Environment
 
 
-def shown(path: Path | str) -> str:
-    """A path as the user can click it: relative to the working directory when inside it."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
+shown = runbook.shown_path
 
 
 def _problem(error: UserError) -> str:
@@ -71,6 +64,8 @@ def _expectation_problems(book: Runbook, environment: Environment) -> list[UserE
     from opsconsole import expect
 
     defaults = {p.name: p.default for p in book.params if p.default is not None}
+    defaults.update({p.name: chosen for p in book.params
+                     if p.type == "member" and (chosen := p.member_default(environment)) is not None})
     problems: list[UserError] = []
     for step in book.steps:
         for block in step.blocks:
@@ -100,17 +95,17 @@ def _steps(n: int) -> str:
     return f"{n} step{'s' if n != 1 else ''}"
 
 
-def listing(directory: Path) -> list[dict[str, Any]]:
-    """Every runbook of the directory with its title, summary and step count (or its first problem)."""
-    if not directory.is_dir():
-        raise UserError(f"no runbooks directory at {shown(directory)} "
-                        "(set `runbooks` under [opsconsole] in the config)")
+def listing(shelves: tuple[runbook.Shelf, ...]) -> list[dict[str, Any]]:
+    """Every runbook on the search path with its title, summary, step count (or its first problem) and where it
+    came from (`source`: the user's folder or `built-in`; `overrides`: the built-in one it hides)."""
     entries = []
-    for path in runbook.runbook_files(directory):
+    for path, shelf, hidden in runbook.catalog(shelves):
         book, problems = runbook.inspect(path)
         entries.append({
             "name": path.stem,
             "path": str(path),
+            "source": shelf.label,
+            "overrides": hidden.label if hidden is not None else None,
             "title": book.title if book else path.stem,
             "summary": book.summary if book else "",
             "steps": len(book.steps) if book else 0,
@@ -122,20 +117,23 @@ def listing(directory: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def table(directory: Path, entries: list[dict[str, Any]]) -> str:
+def table(shelves: tuple[runbook.Shelf, ...], entries: list[dict[str, Any]]) -> str:
+    where = ", then ".join(s.label for s in shelves) or "nowhere"
     if not entries:
-        return f"no runbooks in {shown(directory)}"
-    rows = [("NAME", "STEPS", "TITLE", "SUMMARY")]
+        return f"no runbooks in {where}"
+    rows = [("NAME", "FROM", "STEPS", "TITLE", "SUMMARY")]
     for e in entries:
         summary = e["summary"] if e["valid"] else f"INVALID: {e['problems'][0]}"
-        rows.append((e["name"], str(e["steps"]) if e["valid"] else "-", e["title"], summary))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    out = [f"runbooks: {shown(directory)}"]
+        source = e["source"] + (f" (over {e['overrides']})" if e["overrides"] else "")
+        rows.append((e["name"], source, str(e["steps"]) if e["valid"] else "-", e["title"], summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = [f"runbooks: {where}"]
     for row in rows:
-        out.append("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[3]]).rstrip())
-    invalid = sum(1 for e in entries if not e["valid"])
+        out.append("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[4]]).rstrip())
+    invalid = [e for e in entries if not e["valid"]]
     if invalid:
-        out.append(f"{invalid} invalid: opsconsole runbooks validate {shown(directory)}")
+        out.append(f"{len(invalid)} invalid: opsconsole runbooks validate "
+                   + " ".join(dict.fromkeys(shown(Path(e["path"]).parent) for e in invalid)))
     return "\n".join(out)
 
 
@@ -212,8 +210,8 @@ def as_json(book: Runbook) -> dict[str, Any]:
         "content_hash": book.content_hash,
         "params": [{
             "name": p.name, "type": p.type, "default": p.default, "required": p.required, "min": p.minimum,
-            "max": p.maximum, "choices": list(p.choices), "pattern": p.pattern, "description": p.description,
-            "line": p.line,
+            "max": p.maximum, "choices": list(p.choices), "pattern": p.pattern, "kind": p.kind,
+            "description": p.description, "line": p.line,
         } for p in book.params],
         "steps": [{
             "index": s.index, "title": s.title, "line": s.line, "prose": s.prose, "fingerprint": s.fingerprint(),

@@ -425,7 +425,7 @@ class OpsConsole(App[None]):
             if values is not None:
                 self.plan_runbook(book, values)
 
-        self.push_screen(ParamsDialog(book, self.environment.name, initial or {}), chosen)
+        self.push_screen(ParamsDialog(book, self.environment.name, initial or {}, self.environment), chosen)
 
     def action_journal(self, select: str | None = None) -> None:
         from opsconsole.ui.screens.journal import JournalScreen
@@ -565,10 +565,10 @@ class OpsConsole(App[None]):
 
 
 def _runbook_entries_of(config: Config, environment: str) -> list[dict[str, Any]]:
-    from opsconsole import runbook_report
+    from opsconsole import runbook, runbook_report
 
     try:
-        entries = runbook_report.listing(config.runbooks)
+        entries = runbook_report.listing(runbook.shelves(config))
     except UserError:
         return []
     return [e for e in entries if e["valid"] and (e["environments"] is None or environment in e["environments"])]

@@ -14,7 +14,7 @@ from opsconsole import expect, runbook
 from opsconsole.health import Monitor
 from tests.integration.conftest import environment
 
-SHIPPED = Path(__file__).resolve().parents[2] / "runbooks"
+SHIPPED = Path(__file__).resolve().parents[2] / "opsconsole" / "shipped_runbooks"
 
 BROKEN = """\
 ---
@@ -52,10 +52,11 @@ def test_list(run_cli, project):
     no_traceback(result)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "runbooks: runbooks"
-    assert lines[1].split() == ["NAME", "STEPS", "TITLE", "SUMMARY"]
+    assert lines[0] == "runbooks: runbooks, then built-in"
+    assert lines[1].split() == ["NAME", "FROM", "STEPS", "TITLE", "SUMMARY"]
     row = next(line for line in lines if line.startswith("scale-workers "))
-    assert row.split()[:4] == ["scale-workers", "2", "Scale", "workers"]
+    # The project's copy hides the shipped one of the same name, and says so.
+    assert row.split()[:7] == ["scale-workers", "runbooks", "(over", "built-in)", "2", "Scale", "workers"]
     assert row.endswith("Add worker replicas when the queue backs up.")
     assert not any(line.startswith("README") for line in lines)
 
@@ -83,7 +84,12 @@ def test_list_respects_config_and_a_missing_directory(run_cli, tmp_path, write_c
     (other / "only.md").write_text("# Only\n\n```sh\necho one\n```\n")
     config = write_config('[opsconsole]\nrunbooks = "elsewhere"\n[environments.local]\n', name="custom.toml")
     result = run_cli("runbooks", "list", "--config", str(config))
-    assert result.returncode == 0 and "only  1      Only" in result.stdout
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == "runbooks: elsewhere, then built-in"
+    only = next(line for line in result.stdout.splitlines() if line.startswith("only "))
+    assert only.split()[:4] == ["only", "elsewhere", "1", "Only"]
+    # The shipped runbooks stay available beside the user's own, labelled as built-in.
+    assert any(line.split()[:2] == ["local-smoke", "built-in"] for line in result.stdout.splitlines())
     missing = write_config('[opsconsole]\nrunbooks = "nowhere"\n[environments.local]\n', name="missing.toml")
     result = run_cli("runbooks", "--config", str(missing), "list")
     no_traceback(result)
@@ -192,7 +198,8 @@ def test_bad_config_is_one_line(run_cli, write_config):
 @pytest.mark.integration
 def test_expect_against_a_real_round(pg_running, blackhole):
     env = environment({"db": {"kind": "postgres", "url": pg_running.url()},
-                       "down": {"kind": "postgres", "url": f"postgresql://127.0.0.1:{blackhole.port}/x"}})
+                       "down": {"kind": "postgres", "url": f"postgresql://127.0.0.1:{blackhole.port}/x"},
+                       "cache": {"kind": "redis", "url": f"redis://127.0.0.1:{blackhole.port}/0"}})
 
     async def probe():
         monitor = Monitor(env, 1.0)
@@ -203,7 +210,8 @@ def test_expect_against_a_real_round(pg_running, blackhole):
 
     rnd = asyncio.run(probe())
     book = runbook.load(SHIPPED / "local-smoke.md")
-    values = runbook.bind_params(book, {})
+    values = runbook.bind_params(book, {}, env)  # `db` is the environment's first postgres member
+    assert values == {"db": "db", "cache": "cache"}
     (check,) = book.steps[2].blocks[:1]
     (db_ok,) = runbook.parse_ops(check, runbook.render(check, values, {}))
     assert expect.evaluate(db_ok, rnd) == (True, "db is ok")

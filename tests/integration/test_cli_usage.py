@@ -43,3 +43,41 @@ def test_a_runbook_path_that_does_not_exist_is_file_not_found(tmp_path):
     (tmp_path / "opsconsole.toml").write_text('[environments.local]\nprovider = "local"\n')
     proc = opsconsole(tmp_path, "plan", "./missing.md")
     assert proc.returncode == 2 and proc.stderr.strip() == "file not found: ./missing.md"
+
+
+@pytest.mark.parametrize("args", [
+    ("check",), ("snapshot", "-o", "x.svg"), ("envs",), ("plan", "two"), ("run", "two", "--yes"), ("backups",),
+    ("backup", "db"), ("deploy", "api"), ("scale", "api", "--replicas", "2"), ("migrate",),
+    ("rotate-secret", "JWT"), ("restore-backup", "db", "--from", "latest"), ("runbooks", "validate"),
+    ("journal", "list"), (),
+])
+def test_an_unknown_environment_is_an_error_in_every_verb(tmp_path, args):
+    """A typo in --env never reads as an empty or healthy answer, whatever the verb (the TUI included)."""
+    (tmp_path / "opsconsole.toml").write_text('[opsconsole]\njournal = "j.sqlite3"\n[environments.local]\n'
+                                              'provider = "local"\n')
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "two.md").write_text("# Two\n\n## One\n```sh\necho one\n```\n")
+    proc = opsconsole(tmp_path, *args, "--env", "lcoal")
+    assert proc.returncode in (2, 3), (args, proc.returncode, proc.stdout, proc.stderr)
+    assert "unknown environment 'lcoal' (known: local)" in proc.stderr, (args, proc.stderr)
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x.svg").exists()
+
+
+def test_a_new_run_after_an_unfinished_one_says_how_to_resume_it(tmp_path):
+    (tmp_path / "opsconsole.toml").write_text('[opsconsole]\njournal = "j.sqlite3"\n[environments.local]\n'
+                                              'provider = "local"\n')
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "two.md").write_text(
+        "# Two\n\n## One\n```sh\necho one\n```\n\n## Two\n```sh\ntest -f fixed\n```\n")
+    first = opsconsole(tmp_path, "run", "two", "--yes")
+    assert first.returncode == 1
+    run_id = first.stdout.split("Run ", 1)[1].split(":", 1)[0]
+    assert first.stderr.strip().endswith(f"or resume it with `opsconsole run two --resume {run_id}`"), first.stderr
+    again = opsconsole(tmp_path, "run", "two", "--yes")
+    assert again.stderr.startswith(f"note: run {run_id} of two aborted at step 2/2 (")
+    assert f"this is a new run from step 1 - to continue that one instead: opsconsole run two --resume {run_id}" \
+        in again.stderr.splitlines()[0]
+    (tmp_path / "fixed").touch()
+    newest = opsconsole(tmp_path, "run", "two", "--yes")
+    assert newest.returncode == 0 and "note:" in newest.stderr  # the one just before still stopped at step 2
+    assert "note:" not in opsconsole(tmp_path, "run", "two", "--yes").stderr  # the newest succeeded: nothing to say

@@ -20,7 +20,7 @@ from opsconsole.journal import open_journal
 
 pytestmark = pytest.mark.integration
 
-SHIPPED = Path(__file__).resolve().parents[2] / "runbooks"
+SHIPPED = Path(__file__).resolve().parents[2] / "opsconsole" / "shipped_runbooks"
 EXPECTED = {"deploy", "migrate", "scale-workers", "rotate-secret", "restore-backup", "queue-backlog",
             "db-connections-exhausted", "restore-drill", "local-smoke"}
 SCALE_REFUSED = ("`scale worker --replicas 4`: the local provider cannot scale services (a local process has no "
@@ -47,6 +47,9 @@ url = "${{REDIS_URL}}"
 deploy = "echo deployed api >> deploys.log"
 migrate = "psql -X -v ON_ERROR_STOP=1 -c 'CREATE TABLE schema_v2 (id int)'"
 restart = "echo restarted api >> restarts.log"
+
+[environments.{env}.services.worker]
+restart = "echo restarted worker >> restarts.log"
 
 [environments.{env}.services.bad]
 migrate = "psql -X -c 'DELETE FROM orders' && echo 'migration failed halfway' && exit 1"
@@ -127,6 +130,26 @@ def test_every_shipped_runbook_validates(run_cli):
         book = runbook.load(SHIPPED / f"{name}.md")
         assert book.title and book.summary and len(book.intro) > 200, name  # real guidance, not a stub
         assert all(step.prose for step in book.steps), name
+
+
+def test_every_runbook_for_local_runs_as_is_on_the_built_in_config(tmp_path, pg_running, redis_running):
+    """A new user with no opsconsole.toml: `opsconsole run NAME --env local --yes` with no -p succeeds for every
+    shipped runbook that names `local` among its environments. Their member params (the database, the cache) default
+    to the built-in environment's members of that kind (`postgres`, `redis`), not to names it does not have."""
+    for_local = [p.stem for p in runbook.runbook_files(SHIPPED)
+                 if "local" in (runbook.load(p).environments or ())]
+    assert "local-smoke" in for_local
+    env = {**_env(tmp_path), "DATABASE_URL": pg_running.url(), "REDIS_URL": redis_running.url}
+    assert not (tmp_path / "opsconsole.toml").exists() and not (tmp_path / "runbooks").exists()
+    for name in for_local:
+        proc = subprocess.run([sys.executable, "-m", "opsconsole", "run", name, "--env", "local", "--yes"],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                              timeout=120)
+        out = succeeded(proc)
+        assert out.splitlines()[-1].endswith(" succeeded"), out
+    plan = subprocess.run([sys.executable, "-m", "opsconsole", "plan", "db-connections-exhausted", "--env", "local"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert "Params: database=postgres idle_minutes=10" in succeeded(plan)
 
 
 def test_deploy(home, pg_running):

@@ -366,3 +366,39 @@ async def test_closing_the_app_at_a_confirmation_stops_the_run(workspace):
         assert not (workspace.dir / "marker.txt").exists()  # the unconfirmed change never ran
     finally:
         run.cancel.set()  # should this regress, let the test end instead of hanging the loop's shutdown
+
+
+async def test_member_params_are_chosen_from_the_environment(workspace):
+    """A `member` param is a choice of the environment's members of its kind: the only postgres member is
+    preselected; a service with two candidates starts blank and must be chosen — never guessed."""
+    from textual.widgets import Select
+
+    (workspace.dir / "runbooks" / "pick.md").write_text(textwrap.dedent("""\
+        ---
+        params:
+          database: {type: member, kind: postgres}
+          target: {type: member, kind: service}
+        ---
+        ## Look
+        ```ops
+        expect {{ database }} is ok
+        expect {{ target }} is ok
+        ```
+        """))
+    app = workspace()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.start_runbook(workspace.dir / "runbooks" / "pick.md")
+        await wait_until(pilot, lambda: isinstance(app.screen, ParamsDialog), 3, "the params form")
+        await pilot.pause()
+        database = app.screen.query_one("#param-database", Select)
+        target = app.screen.query_one("#param-target", Select)
+        assert database.value == "db"
+        assert [str(o[0]) for o in target._options if o[1] is not Select.NULL] == ["db", "cache"]
+        assert target.is_blank()
+        app.screen.submit()
+        await pilot.pause()
+        error = app.screen.query_one("#error-target", Static)
+        assert "name the service with -p target=NAME (it has: db, cache)" in str(error.render())
+        target.value = "cache"
+        app.screen.submit()
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), 5, "the run screen")

@@ -593,3 +593,167 @@ def test_only_int_params_in_arithmetic_and_shell_must_parse(write):
     assert [line for line, _ in found] == [9, 15]
     assert "{{ name }} is used in arithmetic" in found[0][1] and "only int params" in found[0][1]
     assert found[1][1] == "shell syntax error: unexpected end of file"
+
+
+# --- member params: a member of the environment, offered from it ----------------------------------------------
+
+MEMBERS_TOML = '''\
+[environments.local]
+provider = "local"
+[environments.local.services.api]
+deploy = "true"
+[environments.local.services.main]
+kind = "postgres"
+url = "postgresql://localhost:5432/main"
+[environments.local.services.reports]
+kind = "postgres"
+url = "postgresql://localhost:5432/reports"
+[environments.local.services.cache]
+kind = "redis"
+url = "redis://localhost:6379/0"
+[environments.local.queues.emails]
+kind = "bullmq"
+url = "redis://localhost:6379/0"
+'''
+
+
+@pytest.fixture
+def members_env():
+    from opsconsole import config
+
+    return config.parse(MEMBERS_TOML, None, Path("/x")).environment("local")
+
+
+def test_member_params_parse_and_describe(write):
+    path = write('''\
+        ---
+        params:
+          db: {type: member, kind: postgres}
+          health: {type: member, default: api}
+          worker: {type: member, kind: service}
+          queue: {type: member, kind: queue}
+        ---
+        ## Step
+        ```sh
+        echo {{ db }} {{ health }} {{ worker }} {{ queue }}
+        ```
+        ''')
+    book = runbook.load(path)
+    assert [(p.name, p.kind, p.describe(), p.required) for p in book.params] == [
+        ("db", "postgres", "postgres member", True), ("health", None, "member", False),
+        ("worker", "service", "service member", True), ("queue", "queue", "queue member", True)]
+
+
+def test_member_param_problems(write):
+    path = write('''\
+        ---
+        params:
+          a: {type: member, kind: postgress}
+          b: {type: str, kind: postgres}
+          c: {type: member, default: 5432}
+          d: {type: member, default: "not a name"}
+        ---
+        ## Step
+        ```sh
+        true
+        ```
+        ''')
+    found = problems(path)
+    assert [line for line, _ in found] == [3, 4, 5, 6]
+    messages = [m for _, m in found]
+    assert "unknown member kind 'postgress' (kinds: postgres, redis" in messages[0]
+    assert "kind applies to member params only" in messages[1]
+    assert "default must be text" in messages[2]
+    assert "'not a name' is not a member name" in messages[3]
+
+
+def test_member_params_default_to_the_environments_member_of_their_kind(write, members_env):
+    book = runbook.load(write('''\
+        ---
+        params:
+          db: {type: member, kind: postgres}
+          cache: {type: member, kind: redis}
+          health: {type: member, default: api}
+          queue: {type: member, kind: queue}
+        ---
+        ## Step
+        ```sh
+        echo {{ db }} {{ cache }} {{ health }} {{ queue }}
+        ```
+        '''))
+    # The first member of a probe kind; the front-matter default; the only member of a broad kind.
+    assert runbook.bind_params(book, {}, members_env) == {"db": "main", "cache": "cache", "health": "api",
+                                                          "queue": "emails"}
+    assert runbook.bind_params(book, {"db": "reports"}, members_env)["db"] == "reports"
+    # Without an environment (validate), a member param is a name and its default is used as it is.
+    assert runbook.bind_params(book, {"db": "anything", "cache": "c", "queue": "q"})["health"] == "api"
+
+
+def test_a_member_param_never_falls_back_to_another_member_where_that_is_a_guess(write, members_env):
+    """`scale {{ worker }}` with `default: worker` on an environment without a worker must not scale the first
+    service it finds; with several services and no default, nothing is picked either."""
+    book = runbook.load(write('''\
+        ---
+        params:
+          worker: {type: member, kind: service, default: worker}
+          target: {type: member, kind: service}
+        ---
+        ## Step
+        ```sh
+        echo {{ worker }} {{ target }}
+        ```
+        '''))
+    with pytest.raises(UserError) as caught:
+        runbook.bind_params(book, {"target": "api"}, members_env)
+    assert caught.value.message == ("param 'worker': environment 'local' has no 'worker': name the service with "
+                                    "-p worker=NAME (it has: api, main, reports, cache)")
+    with pytest.raises(UserError) as caught:
+        runbook.bind_params(book, {"worker": "api"}, members_env)
+    assert caught.value.message == ("param 'target': environment 'local' has several: name the service with "
+                                    "-p target=NAME (it has: api, main, reports, cache)")
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("db", "param 'db': 'db' is not a postgres member of environment 'local' (it has: main, reports)"),
+    ("cache", "param 'db': 'cache' is a redis, not a postgres member (it has: main, reports)"),
+    ("api", "param 'db': 'api' is a service, not a postgres member (it has: main, reports)"),
+])
+def test_a_member_param_names_a_member_of_its_kind(write, members_env, given, message):
+    book = runbook.load(write('---\nparams:\n  db: {type: member, kind: postgres}\n---\n## S\n```sh\necho {{ db }}\n```\n'))
+    with pytest.raises(UserError) as caught:
+        runbook.bind_params(book, {"db": given}, members_env)
+    assert caught.value.message == message and caught.value.line == 3
+
+
+def test_an_environment_without_a_member_of_the_kind_says_so(write):
+    from opsconsole import config
+
+    env = config.parse('[environments.bare]\nprovider = "local"\n', None, Path("/x")).environment("bare")
+    book = runbook.load(write('---\nparams:\n  db: {type: member, kind: postgres}\n---\n## S\n```sh\necho {{ db }}\n```\n'))
+    with pytest.raises(UserError, match="environment 'bare' has no postgres member to name"):
+        runbook.bind_params(book, {}, env)
+
+
+# --- the search path: the user's runbooks first, then the shipped ones --------------------------------------------
+
+def test_search_path_puts_the_users_folder_first_and_labels_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "runbooks"
+    mine.mkdir()
+    (mine / "deploy.md").write_text("# My deploy\n\n```sh\necho mine\n```\n")
+    (mine / "only-mine.md").write_text("# Only mine\n\n```sh\necho mine\n```\n")
+    shelves = runbook.search_path(mine)
+    assert [(s.label, s.built_in) for s in shelves] == [("runbooks", False), ("built-in", True)]
+    assert runbook.find("deploy", shelves) == mine / "deploy.md"  # the user's copy wins
+    assert runbook.find("local-smoke", shelves) == runbook.SHIPPED / "local-smoke.md"
+    listed = {path.stem: (shelf.label, hidden.label if hidden else None) for path, shelf, hidden in runbook.catalog(shelves)}
+    assert listed["deploy"] == ("runbooks", "built-in") and listed["only-mine"] == ("runbooks", None)
+    assert listed["local-smoke"] == ("built-in", None)
+    with pytest.raises(UserError, match="no runbook 'nope' in runbooks or the built-in runbooks"):
+        runbook.find("nope", shelves)
+
+
+def test_a_missing_runbooks_folder_leaves_the_shipped_ones_unless_the_config_names_it(tmp_path):
+    assert [s.label for s in runbook.search_path(tmp_path / "runbooks")] == ["built-in"]
+    with pytest.raises(UserError, match="no runbooks directory at"):
+        runbook.search_path(tmp_path / "typo", configured=True)

@@ -84,7 +84,7 @@ def test_document_without_sections_makes_each_block_a_step():
 
 
 def test_shipped_runbooks_are_valid():
-    shipped = Path(__file__).resolve().parents[2] / "runbooks"
+    shipped = Path(__file__).resolve().parents[2] / "opsconsole" / "shipped_runbooks"
     names = sorted(p.stem for p in runbook.runbook_files(shipped))
     assert {"scale-workers", "deploy", "migrate", "restore-backup", "rotate-secret", "local-smoke"} <= set(names)
     for path in runbook.runbook_files(shipped):
@@ -94,7 +94,7 @@ def test_shipped_runbooks_are_valid():
 
 
 def test_shipped_scale_workers_is_the_spec_example():
-    shipped = Path(__file__).resolve().parents[2] / "runbooks" / "scale-workers.md"
+    shipped = Path(__file__).resolve().parents[2] / "opsconsole" / "shipped_runbooks" / "scale-workers.md"
     book = runbook.load(shipped)
     values = runbook.bind_params(book, {})
     check, scale = book.steps

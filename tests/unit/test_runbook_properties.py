@@ -172,7 +172,7 @@ make run
    curl -fsS localhost:3801/health
    ~~~
 """
-SHIPPED = [p.read_bytes() for p in sorted((Path(__file__).resolve().parents[2] / "runbooks").glob("*.md"))
+SHIPPED = [p.read_bytes() for p in sorted((Path(__file__).resolve().parents[2] / "opsconsole" / "shipped_runbooks").glob("*.md"))
            if p.name in ("scale-workers.md", "rotate-secret.md", "local-smoke.md", "deploy.md")]
 RUNBOOK_TOKENS = (b"---\n", b"...\n", b"\n## ", b"\n# ", b"```", b"~~~", b"````", b"```sh ", b"```ops ", b"> ",
                   b"   ", b"{{ ", b"}}", b"\\{{", b"{{ previous.", b"{{ replicas }}", b"{ role=", b'{"role": ',

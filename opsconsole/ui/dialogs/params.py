@@ -14,12 +14,15 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 from opsconsole import masking
 from opsconsole import runbook as runbook_mod
 from opsconsole.errors import UserError
+from opsconsole.config import Environment
 from opsconsole.runbook import Param, Runbook
 
 
-def _initial(param: Param, initial: Mapping[str, str]) -> str:
+def _initial(param: Param, initial: Mapping[str, str], environment: Environment | None = None) -> str:
     if param.name in initial:
         return initial[param.name]
+    if param.type == "member" and environment is not None:
+        return param.member_default(environment) or ""
     if param.default is None or param.type == "secret":
         return ""
     return runbook_mod.value_text(param.default)
@@ -34,22 +37,28 @@ class ParamsDialog(ModalScreen[dict[str, str] | None]):
         width: 76; max-width: 96%; height: auto; max-height: 90%;
         border: thick $primary; background: $surface; padding: 0 1;
     }
-    ParamsDialog VerticalScroll { height: auto; max-height: 24; }
+    /* The fields scroll between a docked error line and docked buttons: at 80x24 Plan and Cancel stay on screen. */
+    ParamsDialog VerticalScroll { height: auto; max-height: 100%; }
     ParamsDialog .param { height: auto; margin-bottom: 1; }
     ParamsDialog .param Label { text-style: bold; }
     ParamsDialog .hint { color: $text-muted; }
     ParamsDialog .error { color: $status-crit; text-style: bold; height: auto; display: none; }
     ParamsDialog .error.shown { display: block; }
-    ParamsDialog #buttons { height: auto; align-horizontal: right; }
+    ParamsDialog #error { dock: top; }
+    ParamsDialog #buttons { dock: bottom; height: auto; align-horizontal: right; }
     ParamsDialog Button { margin-left: 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
 
-    def __init__(self, runbook: Runbook, environment: str, initial: Mapping[str, str] | None = None) -> None:
+    def __init__(self, runbook: Runbook, environment: str, initial: Mapping[str, str] | None = None,
+                 members_of: Environment | None = None) -> None:
+        """`members_of`: the environment the run is for, whose members a `member` param offers as choices
+        (None: a free-text name, checked when the plan is built)."""
         super().__init__()
         self.runbook = runbook
         self.environment = environment
         self.initial = dict(initial or {})
+        self.members_of = members_of
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -68,8 +77,13 @@ class ParamsDialog(ModalScreen[dict[str, str] | None]):
                 yield Button("Plan", id="ok", variant="primary")
 
     def _field(self, param: Param):
-        value = _initial(param, self.initial)
+        members = param.members(self.members_of) if param.type == "member" and self.members_of else None
+        value = _initial(param, self.initial, self.members_of)
         field_id = f"param-{param.name}"
+        if members:
+            # No guess: where the environment leaves a choice (the default missing, several services), it starts blank.
+            return Select([(m, m) for m in members], value=value if value in members else Select.NULL, id=field_id,
+                          allow_blank=value not in members)
         if param.type == "bool":
             return Switch(value=value.lower() in ("true", "yes", "1", "on"), id=field_id)
         if param.type == "choice":
@@ -105,7 +119,7 @@ class ParamsDialog(ModalScreen[dict[str, str] | None]):
         for error in self.query(".error"):
             error.remove_class("shown")
         try:
-            runbook_mod.bind_params(self.runbook, values)
+            runbook_mod.bind_params(self.runbook, values, self.members_of)
         except UserError as exc:
             # The message names the param; show it under that field (without the file:line prefix).
             target = next((p.name for p in self.runbook.params if f"'{p.name}'" in exc.message), None)

@@ -215,7 +215,9 @@ def resume_run(screen: Screen[Any], record: RunRecord, report: Any = None) -> No
                 screen.run_worker(lambda: plan(book, fresh, values), thread=True, exclusive=True,
                                   exit_on_error=False, group="resume", name="plan the resumed run")
 
-            app.push_screen(ParamsDialog(book, fresh.environment, resume_mod.known_params(book, fresh)), answered)
+            app.push_screen(ParamsDialog(book, fresh.environment, resume_mod.known_params(book, fresh),
+                                        app.environment if app.environment.name == fresh.environment else None),
+                            answered)
 
         app.call_from_thread(ask)
 

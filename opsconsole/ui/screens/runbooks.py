@@ -31,6 +31,12 @@ def _body(path: Path) -> str:
     return text
 
 
+def _source(entry: dict[str, Any]) -> str:
+    """Where a listed runbook came from: the user's folder or `built-in`, and the built-in one it hides."""
+    source = masking.printable(entry["source"], one_line=True)
+    return source + (f" (over {entry['overrides']})" if entry.get("overrides") else "")
+
+
 class RunbooksScreen(Screen[None]):
     DEFAULT_CSS = """
     RunbooksScreen #filter { margin: 0 1; }
@@ -60,14 +66,14 @@ class RunbooksScreen(Screen[None]):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        from opsconsole import runbook_report
+        from opsconsole import runbook, runbook_report
         from opsconsole.errors import UserError
 
         self.query_one("#list", OptionList).border_title = "runbooks · enter to plan"
         self.query_one("#preview-box").border_title = "preview"
         self.app.fill_header(self)  # type: ignore[attr-defined]
         try:
-            self.entries = runbook_report.listing(self.app.config.runbooks)  # type: ignore[attr-defined]
+            self.entries = runbook_report.listing(runbook.shelves(self.app.config))  # type: ignore[attr-defined]
         except UserError as exc:
             self.query_one("#meta", Static).update(masking.printable(str(exc)))
         self._fill("")
@@ -88,7 +94,7 @@ class RunbooksScreen(Screen[None]):
             # Titles and names are the runbooks' own text: escaped, no control character reaches the screen.
             label = Text(masking.printable(entry["title"], one_line=True),
                          style="bold" if entry["valid"] and self._allowed(entry) else "dim")
-            label.append(f"\n{masking.printable(entry['name'], one_line=True)}", style="dim")
+            label.append(f"\n{masking.printable(entry['name'], one_line=True)} · {_source(entry)}", style="dim")
             if not entry["valid"]:
                 label.append("  INVALID", style="bold red")
             elif not self._allowed(entry):
@@ -118,7 +124,7 @@ class RunbooksScreen(Screen[None]):
             return
         envs = entry["environments"]
         meta = [entry["summary"] or entry["title"],
-                f"{entry['steps']} steps · environments: {', '.join(envs) if envs else 'any'}"
+                f"{entry['steps']} steps · environments: {', '.join(envs) if envs else 'any'} · from {_source(entry)}"
                 + (f" · params: {', '.join(entry['params'])}" if entry["params"] else "")]
         meta += entry["problems"]
         self.query_one("#meta", Static).update(masking.printable("\n".join(meta)))
