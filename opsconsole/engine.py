@@ -60,13 +60,13 @@ def shown_commands(blocks: Sequence[PlannedBlock]) -> str:
 
 
 def is_change(block: Block) -> bool:
-    """Whether running `block` may change something (SPEC section 5): a shell block of any role may (a "check"
+    """Whether running `block` may change something (docs/running.md): a shell block of any role may (a "check"
     can delete as well as a "run"); an ops block in a check or verify role only asserts (`expect`)."""
     return block.lang != "ops" or block.role in CHANGE_ROLES
 
 
 def confirmation_for(protection: str, block: Block, destructive: bool) -> str:
-    """How a block must be confirmed (SPEC section 5): "none", "yes" (y/N) or "typed" (the environment's name).
+    """How a block must be confirmed (docs/running.md): "none", "yes" (y/N) or "typed" (the environment's name).
 
     `expect` checks and verifications never ask. A block's own `confirm` can raise what the environment demands,
     never lower it; in an `open` environment the strongest it asks for is y/N.
@@ -140,7 +140,8 @@ class PlannedStep:
         return tuple(b for b in self.blocks if b.is_change)
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "title": self.title, "prose": self.step.prose, "line": self.step.line,
+        return {"index": self.index, "title": self.title, "context": list(self.step.context),
+                "prose": self.step.prose, "line": self.step.line,
                 "fingerprint": self.fingerprint, "blocks": [b.to_json() for b in self.blocks]}
 
 
@@ -714,7 +715,7 @@ class Engine:
     def _confirmed(self, step: PlannedStep, block: PlannedBlock, calls: Sequence[Call], state: _Attempt,
                    forward: bool = True) -> bool:
         """Ask as the step's changes demand (a shell check or verify too: it may change as much as a run), once
-        per attempt and together (SPEC section 5): the first block that needs it asks at the strongest level of
+        per attempt and together (docs/running.md): the first block that needs it asks at the strongest level of
         the step's checks, runs and verifies, and the prompter shows them all. A block resolved only now (from
         `{{ previous.* }}`) and each rollback block ask on their own. False, journaled as not confirmed, when the
         engineer cancels. Then make sure the lock is still ours."""

@@ -1,4 +1,4 @@
-"""Runbooks (SPEC section 5): Markdown files that read well on a code host and run as steps.
+"""Runbooks (docs/runbooks.md): Markdown files that read well on a code host and run as steps.
 
 `load` reads the YAML front matter and the Markdown body (markdown-it-py) into a Runbook of
 Steps of Blocks; every problem is a ConfigError carrying the file line, and `inspect` collects
@@ -113,6 +113,12 @@ class Step:
     prose: str  # Markdown guidance shown beside the step
     blocks: tuple[Block, ...]
     line: int
+    context: tuple[str, ...] = ()  # the headings above the step's own, outermost first (a breadcrumb)
+
+    @property
+    def breadcrumb(self) -> str:
+        """`Common operations › Deploy New Version`: where the step sits in the document."""
+        return " › ".join((*self.context, self.title))
 
     def fingerprint(self) -> str:
         """Changes when the step's title or any block (language, role, attributes, body) changes."""
@@ -281,10 +287,15 @@ class _Reader:
         body = "\n".join([""] * body_start + self.lines[body_start:])
         headings, fences, paragraphs = self._markdown(body)
         blocks = [b for b in (self._block(f) for f in fences) if b is not None]
+        if "params" not in meta:  # a plain doc: its `<new_secret>` and YOUR_KEY_HERE are what it asks for
+            blocks, params = self._human_placeholders(blocks)
+            names = {p.name for p in params}
         for block in blocks:
             self._check_block(block, params, names)
         tops = [h for h in headings if h.top]
         h1 = tops[0] if tops and tops[0].level == 1 else None  # a leading `#` heading is the title
+        if h1 is None and tops:
+            h1 = _only_top(tops, blocks)
         steps, intro_lines = self._steps(headings, fences, blocks, body_start, h1.line0 if h1 else None)
 
         title = _text_field(meta, "title", self.problems) or (h1.title if h1 else "") or self.path.stem
@@ -597,6 +608,29 @@ class _Reader:
         return Block(lang=lang, role=role, confirm=confirm, timeout_s=timeout_s, retries=retries,
                      name=None if name is None else str(name), source=fence.content, line=line, attrs=attrs)
 
+    def _human_placeholders(self, blocks: list[Block]) -> tuple[list[Block], tuple[Param, ...]]:
+        """Shell blocks with each human placeholder as a `{{ param }}`, and those params in order of appearance
+        (`secret` when the name says so)."""
+        from dataclasses import replace
+
+        from opsconsole import placeholders
+
+        out: list[Block] = []
+        params: dict[str, Param] = {}
+        for block in blocks:
+            if block.lang != "sh":
+                out.append(block)
+                continue
+            source, found = placeholders.template(block.source)
+            out.append(replace(block, source=source) if found else block)
+            for p in found:
+                if p.name not in params:
+                    line = block.line_of(p.offset)
+                    params[p.name] = Param(name=p.name, type="secret" if p.secret else "str", default=None,
+                                           required=True, minimum=None, maximum=None, choices=(), pattern=None,
+                                           description=f"{p.text} in the doc, line {line}", line=line)
+        return out, tuple(params.values())
+
     def _check_block(self, block: Block, params: tuple[Param, ...], names: set[str]) -> None:
         errors: list[templating.TemplateError] = []
         parts = templating.split(block.source, errors)
@@ -621,7 +655,9 @@ class _Reader:
             if len(parts) == 1:
                 problem = templating.shell_syntax_error(str(parts[0]))
                 if problem is not None:
-                    self.problems.add(problem[1], block.line + problem[0])
+                    from opsconsole import placeholders
+
+                    self.problems.add(placeholders.hint(str(parts[0])) or problem[1], block.line + problem[0])
             else:
                 try:
                     render(block, _samples(params), {k: "1" for k in actions.RECORDED_KEYS})
@@ -641,7 +677,12 @@ class _Reader:
 
     def _steps(self, headings: list[_Heading], fences: list[_Fence], blocks: list[Block],
                body_start: int, title_line: int | None) -> tuple[tuple[Step, ...], list[int]]:
-        """Steps, and the line indexes of the intro (the Markdown before the first step)."""
+        """Steps, and the line indexes of the intro (the Markdown before the first step).
+
+        Each heading that directly holds blocks is one step, at whatever level (`##`, `###`, `####`): its blocks
+        are confirmed together. The headings above it are its context (a breadcrumb), and the text of a heading
+        that holds no block leads into the first step below it. Blocks before any heading (or under the title)
+        are a step each, verify and rollback blocks joining the block before them."""
         fence_at = {f.start + 1: f for f in fences}
         hidden = {title_line} if title_line is not None else set()  # the title is shown as the title
         for block in blocks:
@@ -649,38 +690,53 @@ class _Reader:
             hidden.update(range(f.start, f.end))  # blocks are shown as blocks, not in the prose
         end_of = {b.line: fence_at[b.line].end for b in blocks}
         n = len(self.lines)
-        bounds = [h for h in headings if h.top and h.level <= 2]
+        bounds = [h for h in headings if h.top and h.line0 != title_line]
         starts = [body_start] + [h.line0 for h in bounds]
         heads: list[_Heading | None] = [None, *bounds]
         regions = [(start, starts[k + 1] if k + 1 < len(starts) else n, heads[k]) for k, start in enumerate(starts)]
 
         steps: list[Step] = []
         intro: list[int] = []
+        lead = ""  # the text of a heading without blocks, for the first step below it
+        trail: list[_Heading] = []  # the headings enclosing the current one
 
         def prose(start: int, end: int) -> str:
             return _clean([self.lines[i] for i in range(start, end) if i not in hidden])
 
-        def add(title: str, text: str, group: list[Block], line: int) -> None:
+        def add(title: str, text: str, group: list[Block], line: int, context: tuple[str, ...] = ()) -> None:
+            nonlocal lead
             if all(b.role == "rollback" for b in group):
                 self.problems.add("a step of only rollback blocks: a rollback belongs in the step whose change it "
                                   "undoes", line)
-            steps.append(Step(index=len(steps) + 1, title=title, prose=text, blocks=tuple(group), line=line))
+            if lead:
+                text, lead = (lead + "\n\n" + text).strip(), ""
+            steps.append(Step(index=len(steps) + 1, title=title, prose=text, blocks=tuple(group), line=line,
+                              context=context))
 
-        for start, end, head in regions:
+        for k, (start, end, head) in enumerate(regions):
+            if head is not None:
+                trail = [h for h in trail if h.level < head.level]
+                context = tuple(h.title for h in trail if h.title)
+                trail.append(head)
+            else:
+                context = ()
             inside = [b for b in blocks if start <= b.line - 1 < end]
             if not inside:
-                # Guidance without a block: the intro before the first step, else more of the step before.
-                if not steps:
+                following = regions[k + 1][2] if k + 1 < len(regions) else None
+                if head is not None and following is not None and following.level > head.level:
+                    # A section heading over sub-sections: its text leads into the first step below it.
+                    lead = (lead + "\n\n" + prose(start + 1, end)).strip()
+                elif not steps:  # guidance without a block: the intro before the first step...
                     intro.extend(i for i in range(start, end) if i not in hidden)
-                elif prose(start, end):
+                elif prose(start, end):  # ...else more of the step before
                     last = steps[-1]
                     steps[-1] = Step(last.index, last.title, (last.prose + "\n\n" + prose(start, end)).strip(),
-                                     last.blocks, last.line)
+                                     last.blocks, last.line, last.context)
                 continue
-            if head is not None and head.level == 2:
-                add(head.title or f"Step {len(steps) + 1}", prose(start + 1, end), inside, head.line0 + 1)
+            if head is not None:
+                add(head.title or f"Step {len(steps) + 1}", prose(start + 1, end), inside, head.line0 + 1, context)
                 continue
-            # No `##` here: each run/check block starts a step; verify/rollback blocks join it.
+            # No heading here: each run/check block starts a step; verify/rollback blocks join it.
             groups: list[list[Block]] = []
             for block in inside:
                 if not groups or block.role in ("run", "check"):
@@ -693,21 +749,34 @@ class _Reader:
                                                       if start < h.line0 < end and h.line0 != title_line])
                 intro.extend(i for i in range(start, lead_end) if i not in hidden)
                 cursor = lead_end
-            for k, group in enumerate(groups):
-                if k + 1 == len(groups):
-                    last = end
+            for g, group in enumerate(groups):
+                if g + 1 == len(groups):
+                    last_line = end
                 else:
                     # Text after a block belongs to it (its output, a remark) up to the next heading;
                     # without a heading in between, it leads in to the next block.
-                    after, before = end_of[group[-1].line], groups[k + 1][0].line - 1
+                    after, before = end_of[group[-1].line], groups[g + 1][0].line - 1
                     between = [h.line0 for h in headings if after <= h.line0 < before]
-                    last = between[-1] if between else after
+                    last_line = between[-1] if between else after
                 nearest = [h for h in headings if h.line0 < group[0].line - 1 and h.title]
                 title = nearest[-1].title if nearest else f"Step {len(steps) + 1}"
                 same = sum(1 for st in steps if st.title == title or st.title.startswith(title + " ("))
-                add(title if not same else f"{title} ({same + 1})", prose(cursor, last), group, group[0].line)
-                cursor = last
+                add(title if not same else f"{title} ({same + 1})", prose(cursor, last_line), group, group[0].line)
+                cursor = last_line
         return tuple(steps), intro
+
+
+def _only_top(tops: list[_Heading], blocks: list[Block]) -> _Heading | None:
+    """The title of a doc without a `#`: its one outermost heading (a `## Common operations` over `###` sections),
+    when that heading holds no block of its own. None when there is no such heading."""
+    level = min(h.level for h in tops)
+    outer = [h for h in tops if h.level == level]
+    if len(outer) != 1 or outer[0] is not tops[0] or len(tops) < 2:
+        return None
+    below = tops[1].line0
+    if any(outer[0].line0 < b.line - 1 < below for b in blocks):
+        return None
+    return outer[0]
 
 
 def _text_field(meta: Mapping[str, Any], key: str, problems: _Problems) -> str:

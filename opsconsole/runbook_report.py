@@ -189,7 +189,8 @@ def outline(book: Runbook) -> str:
         out.append("")
     out.append("Steps")
     for step in book.steps:
-        out.append(f"  {step.index}. {step.title}  (line {step.line})")
+        where = f"in {' › '.join(step.context)}, line {step.line}" if step.context else f"line {step.line}"
+        out.append(f"  {step.index}. {step.title}  ({where})")
         if step.prose:
             out.append(textwrap.indent(step.prose, "     "))
         for block in step.blocks:
@@ -214,7 +215,7 @@ def as_json(book: Runbook) -> dict[str, Any]:
             "description": p.description, "line": p.line,
         } for p in book.params],
         "steps": [{
-            "index": s.index, "title": s.title, "line": s.line, "prose": s.prose, "fingerprint": s.fingerprint(),
+            "index": s.index, "title": s.title, "context": list(s.context), "line": s.line, "prose": s.prose, "fingerprint": s.fingerprint(),
             "blocks": [{
                 "lang": b.lang, "role": b.role, "confirm": b.confirm, "timeout_s": b.timeout_s,
                 "retries": b.retries, "name": b.name, "line": b.line, "source": b.source,

@@ -47,7 +47,8 @@ def format_plan(plan: Plan) -> str:
                                            for k, v in plan.params.items()))
     for step in plan.steps:
         lines.append("")
-        lines.append(f"Step {step.index}. {step.title}")
+        lines.append(f"Step {step.index}. {step.title}"
+                     + (f"  (in {' › '.join(step.step.context)})" if step.step.context else ""))
         prose = short_prose(step.step.prose)
         if prose:
             lines.append(f"  {prose}")

@@ -428,9 +428,13 @@ def test_steps_from_sections_preamble_and_lone_blocks(write):
         Nothing to run here.
         '''))
     assert book.title == "Title" and book.intro == "Intro text."
-    assert [(s.title, s.line, len(s.blocks)) for s in book.steps] == [("Title", 5, 1), ("First", 13, 2)]
+    # Each heading that holds blocks is a step, at any level, with the headings above it as its context.
+    assert [(s.title, s.context, s.line, len(s.blocks)) for s in book.steps] == [
+        ("Title", (), 5, 1), ("Part a", ("First",), 15, 1), ("Part b", ("First",), 19, 1)]
+    assert book.steps[1].breadcrumb == "First › Part a"
     assert book.steps[0].prose == "## Before you start\n\nHave the VPN up."
-    assert book.steps[1].prose == "### Part a\n### Part b\n\n## Notes\n\nNothing to run here."
+    assert book.steps[1].prose == ""
+    assert book.steps[2].prose == "## Notes\n\nNothing to run here."
 
 
 def test_block_mode_groups_verify_and_rollback_with_the_change(write):

@@ -52,34 +52,37 @@ def test_project_readme():
     assert book.summary == "A write-through cache in front of the orders database, backed by Redis."
     assert outline("acme-cache-readme.md") == [
         ("Installation", 11, [("run", 15, "npm ci"), ("run", 21, "cp config/example.yml config/local.yml")]),
-        ("Running", 33, [("run", 35, "npm run start"), ("run", 49, "npm run warm -- --top 1000")]),
+        ("Running", 33, [("run", 35, "npm run start")]),
+        # A `###` holding a block is a step of its own, with its `##` as context.
+        ("Warming the cache", 45, [("run", 49, "npm run warm -- --top 1000")]),
     ]
-    install, running = book.steps
+    install, running, warming = book.steps
     assert install.blocks[0].source == "npm ci\n"  # de-indented out of the list item
     assert "```yaml\n   redis:" in install.prose  # a yaml block inside a list item is guidance
-    assert "> node dist/server.js" in running.prose and "### Warming the cache" in running.prose
-    assert running.prose.endswith("## License\n\nMIT © Acme")
+    assert "> node dist/server.js" in running.prose and warming.context == ("Running",)
+    assert warming.prose.startswith("After a flush, warm the hot keys")
+    assert warming.prose.endswith("## License\n\nMIT © Acme")
 
 
-def test_document_without_sections_makes_each_block_a_step():
+def test_a_document_of_h3_sections_makes_each_section_a_step():
     book = runbook.load(FIXTURES / "disk-full.md")
     assert book.title == "Disk almost full on a database host"
     assert book.intro.startswith("The `NodeFilesystemAlmostFull` alert fired")
+    # Each `###` holding blocks is one step: the slot query, the drop and its check are confirmed together.
     assert outline("disk-full.md") == [
-        ("Find what is using the space", 8, [("run", 8, "df -h /var/lib/postgresql")]),
-        ("WAL piling up? Look for an inactive replication slot", 23, [
+        ("Find what is using the space", 6, [("run", 8, "df -h /var/lib/postgresql")]),
+        ("WAL piling up? Look for an inactive replication slot", 21, [
             ("run", 23, 'psql -XAt -c "SELECT slot_name, active, pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '
-                        'restart_lsn)) FROM pg_replication_slots"')]),
-        ("WAL piling up? Look for an inactive replication slot (2)", 33, [
+                        'restart_lsn)) FROM pg_replication_slots"'),
             ("run", 33, "psql -X -c \"SELECT pg_drop_replication_slot('SLOT_NAME')\""),
             ("verify", 37, 'test "$(df --output=pcent /var/lib/postgresql | tail -1 | tr -dc 0-9)" -lt 90'),
         ]),
-        ("Old logs", 45, [("run", 45, "find /var/log/postgresql -name '*.log' -mtime +7 -exec gzip {} +")]),
+        ("Old logs", 41, [("run", 45, "find /var/log/postgresql -name '*.log' -mtime +7 -exec gzip {} +")]),
     ]
-    find, slot, drop, logs = book.steps
+    find, slot, logs = book.steps
     # Output printed after a command belongs to that command's step.
     assert "Typical output" in find.prose and "pg_wal" in find.prose
-    assert "  * ask in #dbre first;" in drop.prose
+    assert "  * ask in #dbre first;" in slot.prose
     assert "<!-- logs rotate daily" in logs.prose and logs.prose.endswith("Page the DBRE secondary.")
 
 
