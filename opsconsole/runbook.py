@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsconsole import actions, masking, templating
+from opsconsole import actions, masking, sessions, templating
 from opsconsole.errors import ConfigError, UserError
 from opsconsole.thresholds import ALL_KINDS
 
@@ -100,6 +100,7 @@ class Block:
     source: str  # the body as written: a template
     line: int  # line of the opening fence
     attrs: Mapping[str, object] = field(default_factory=dict)  # every attribute as parsed
+    expected: str = ""  # a terminal session's output as the doc shows it (console blocks, `$ ` prompts)
 
     def line_of(self, offset: int) -> int:
         """The file line of character `offset` in `source`."""
@@ -569,7 +570,14 @@ class _Reader:
             self.problems.add("code block opened here is never closed: it swallows the rest of the file", line)
         if fence.quoted:
             return None
-        if lang in SHELL_LANGUAGES:
+        content, expected = fence.content, ""
+        if lang in sessions.SESSION_LANGUAGES or (lang in SHELL_LANGUAGES and sessions.prompted(content)):
+            # A copied terminal session: the commands after the prompts run; the rest is the output it expects.
+            content, expected = sessions.read(content, root_prompts=lang not in SHELL_LANGUAGES)
+            if not content.strip():
+                return None  # output only: guidance, shown as written
+            lang = "sh"
+        elif lang in SHELL_LANGUAGES:
             lang = "sh"
         elif lang != "ops":
             return None
@@ -578,7 +586,7 @@ class _Reader:
         if role not in ROLES:
             self.problems.add(f"role must be one of {', '.join(ROLES)}, got {role!r}", line)
             role = "run"
-        if lang == "ops" and "role" not in attrs and _only_expects(fence.content):
+        if lang == "ops" and "role" not in attrs and _only_expects(content):
             role = "check"  # a block that only asserts changes nothing: it is a check
         confirm = attrs.get("confirm")
         if confirm is not None:
@@ -606,7 +614,8 @@ class _Reader:
                 retries = value
         name = attrs.get("name")
         return Block(lang=lang, role=role, confirm=confirm, timeout_s=timeout_s, retries=retries,
-                     name=None if name is None else str(name), source=fence.content, line=line, attrs=attrs)
+                     name=None if name is None else str(name), source=content, line=line, attrs=attrs,
+                     expected=expected)
 
     def _human_placeholders(self, blocks: list[Block]) -> tuple[list[Block], tuple[Param, ...]]:
         """Shell blocks with each human placeholder as a `{{ param }}`, and those params in order of appearance

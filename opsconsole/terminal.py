@@ -81,7 +81,15 @@ def _block_lines(block: PlannedBlock, environment: str) -> list[str]:
     if block.deferred:
         head += f", resolved at run time from step {block.deferred_from}"
     out = [head + ":"]
-    out.extend(f"    {line}" for line in block.text.splitlines() or [""])
+    # A copied terminal session keeps its output lines blank, so lines match the file; plan shows the commands.
+    lines = block.text.splitlines() if not block.block.expected else [ln for ln in block.text.splitlines() if ln.strip()]
+    out.extend(f"    {line}" for line in lines or [""])
+    if block.block.expected:
+        shown = block.block.expected.splitlines()
+        out.append("    the doc expects:")
+        out.extend(f"    | {line}" for line in shown[:6])
+        if len(shown) > 6:
+            out.append(f"    | ... ({len(shown) - 6} more lines)")
     if block.block.lang == "ops":
         out.extend(f"    -> {call.display}" for call in block.calls)
     return out
