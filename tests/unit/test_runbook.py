@@ -484,8 +484,9 @@ def test_blocks_in_blockquotes_and_other_languages_are_prose(write):
         ```
         '''))
     (step,) = book.steps
-    assert [b.source for b in step.blocks] == ["echo real\n"]
-    assert "rm -rf /var/lib/postgresql" in step.prose and "$ echo output" in step.prose
+    # A console block with a prompt is a copied session: its command runs, its output is what the doc expects.
+    assert [(b.source.strip(), b.expected) for b in step.blocks] == [("echo output", "output"), ("echo real", "")]
+    assert "rm -rf /var/lib/postgresql" in step.prose and 'print("not a step")' in step.prose
 
 
 # --- finding runbooks -------------------------------------------------------------------------
