@@ -40,6 +40,9 @@ LEVELS = ("none", "yes", "typed")  # confirmation, weakest first
 CHANGE_ROLES = ("run", "rollback")  # an ops block changes things only in these roles; a shell block, in any
 DECISIONS = ("retry", "rollback", "rollback-all", "skip", "abort")
 VERIFY_TIMEOUT_S = 60.0
+# A shell block without its own `timeout` is stopped after this long (plan shows it): long enough for a restore
+# or a migration, short of a step left hanging all night; a check only reads.
+SH_TIMEOUTS_S = {"run": 3600.0, "rollback": 3600.0, "check": 300.0}
 _CANCELLED = "not confirmed: cancelled"
 POLL_S = 2.0  # verify polls at most this far apart (or the config's refresh, if shorter)
 
@@ -109,12 +112,26 @@ class PlannedBlock:
     def deferred(self) -> bool:
         return self.deferred_from is not None
 
+    @property
+    def timeout_s(self) -> float | None:
+        """The block's own `timeout`, else the default for a shell block of its role: a command that never ends
+        (`tail -f`, a prompt nobody answers) cannot hold a step for ever. Verify blocks poll within
+        VERIFY_TIMEOUT_S; ops verbs keep their providers' own limits."""
+        if self.block.timeout_s is not None:
+            return self.block.timeout_s
+        return SH_TIMEOUTS_S.get(self.role) if self.block.lang == "sh" else None
+
+    @property
+    def timeout_is_default(self) -> bool:
+        return self.block.timeout_s is None and self.timeout_s is not None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "role": self.role, "lang": self.block.lang, "line": self.block.line, "name": self.block.name,
             "text": self.text, "calls": [c.display for c in self.calls],
             "confirmation": self.confirmation, "destructive": self.destructive, "refused": self.refused,
-            "deferred_from": self.deferred_from, "timeout_s": self.block.timeout_s,
+            "deferred_from": self.deferred_from, "timeout_s": self.timeout_s,
+            "timeout_default": self.timeout_is_default,
         }
 
 
@@ -693,7 +710,7 @@ class Engine:
         if block.expectations:
             ok, message = self._expectations(block.expectations)
         else:
-            ok, message = self._commands(step, block, calls, state, timeout_s=block.block.timeout_s)
+            ok, message = self._commands(step, block, calls, state, timeout_s=block.timeout_s)
         state.verification.append(("check ok: " if ok else "check failed: ") + message)
         return ok, message
 
@@ -707,7 +724,7 @@ class Engine:
         self._event("block-started", _describe(block, calls), step=step, block=block)
         if not self._confirmed(step, block, calls, state, forward):
             return Failure(step, block, "confirm", _CANCELLED, attempt)
-        ok, message = self._commands(step, block, calls, state, timeout_s=block.block.timeout_s)
+        ok, message = self._commands(step, block, calls, state, timeout_s=block.timeout_s)
         if not ok:
             return Failure(step, block, "run", message, attempt)
         return None

@@ -71,8 +71,9 @@ def format_plan(plan: Plan) -> str:
 
 def _block_lines(block: PlannedBlock, environment: str) -> list[str]:
     details = [block.block.lang]
-    if block.block.timeout_s is not None:
-        details.append(f"timeout {block.block.timeout_s:g}s")
+    if block.timeout_s is not None:
+        details.append(f"timeout {block.timeout_s:g}s"
+                       + (" (default)" if block.timeout_is_default else ""))
     if block.block.retries:
         details.append(f"retries {block.block.retries}")
     head = f"  {block.role} ({', '.join(details)})"

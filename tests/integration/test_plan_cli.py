@@ -179,9 +179,9 @@ def test_read_only_environments_plan_changes_as_refused(home):
                                                 "```sh {\"role\": \"check\"}\ntrue\n```\n")
     proc = opsconsole(home, "plan", "hello", "--env", "ro")
     assert proc.returncode == 0, proc.stderr
-    assert "  run (sh), REFUSED: read-only environment:\n    echo hi\n" in proc.stdout
+    assert "  run (sh, timeout 3600s (default)), REFUSED: read-only environment:\n    echo hi\n" in proc.stdout
     # the shell check counts too: it may change as much as a run
-    assert "  check (sh), REFUSED: read-only environment:\n    true\n" in proc.stdout
+    assert "  check (sh, timeout 300s (default)), REFUSED: read-only environment:\n    true\n" in proc.stdout
     assert "2 change block(s), 2 refused: ro is read-only; `run` would stop before anything" in proc.stdout
     flag = opsconsole(home, "--read-only", "plan", "hello", "--env", "staging")
     assert "REFUSED: read-only environment" in flag.stdout and "read-only)" in flag.stdout

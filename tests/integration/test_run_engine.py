@@ -148,3 +148,21 @@ def test_a_rollback_needing_a_value_never_recorded_fails_clearly(tmp_path, monke
     assert step.status == "rollback-failed"
     assert step.note.startswith("rollback failed: ") and "nothing recorded backup yet" in step.note
     assert "pg_dump" in prompter.failures[0].message  # the backup itself failed: the server is not there
+
+
+def test_a_shell_block_without_a_timeout_is_stopped_at_its_default(setup, monkeypatch):
+    """`tail -f` in a doc never exits: without its own `timeout`, a shell block still ends, at the default plan
+    shows (an hour for a change, five minutes for a check; shortened here)."""
+    from opsconsole import engine
+
+    cfg, _, store, home = setup
+    book, problems = parse("# Hang\n\n## Follow\n```sh\ntouch started; sleep 30\n```\n", home / "hang.md")
+    assert problems == ()
+    monkeypatch.setitem(engine.SH_TIMEOUTS_S, "run", 0.5)
+    plan = build_plan(cfg, "local", book, {})
+    (block,) = plan.steps[0].blocks
+    assert (block.timeout_s, block.timeout_is_default, block.to_json()["timeout_default"]) == (0.5, True, True)
+    prompter = Recorder([Decision("abort")])
+    record = Engine(plan, store, cfg, "local", prompter).run()
+    assert record.status == "aborted" and (home / "started").exists()
+    assert prompter.failures[0].message.endswith("timed out after 0.5 s"), prompter.failures[0].message

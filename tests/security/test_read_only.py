@@ -260,7 +260,7 @@ def test_reading_a_read_only_environment_still_works(home, mode, file_keyring):
     peek = home.run(*flag, "run", "peek", "--env", "prod", "--yes")
     assert peek.returncode == 2 and "read-only" in peek.stderr, peek.stderr
     assert not (home.root / "peeked").exists() and not (home.root / "verified").exists()
-    assert "check (sh), REFUSED: read-only environment" in home.ok(*flag, "plan", "peek", "--env", "prod").stdout
+    assert "check (sh, timeout 300s (default)), REFUSED: read-only environment" in home.ok(*flag, "plan", "peek", "--env", "prod").stdout
     (home.root / "ro.svg").unlink()
     assert home.changes() == before, home.changes() - before
 
