@@ -43,6 +43,18 @@ VERIFY_TIMEOUT_S = 60.0
 # A shell block without its own `timeout` is stopped after this long (plan shows it): long enough for a restore
 # or a migration, short of a step left hanging all night; a check only reads.
 SH_TIMEOUTS_S = {"run": 3600.0, "rollback": 3600.0, "check": 300.0}
+# A follow command (`tail -f`, `kubectl logs -f`) where nobody can press a key to go on: watched this long.
+FOLLOW_HEADLESS_S = 60.0
+
+
+class _Either:
+    """Set when either event is: stops a follow command when the run is aborted or the engineer goes on."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
 _CANCELLED = "not confirmed: cancelled"
 POLL_S = 2.0  # verify polls at most this far apart (or the config's refresh, if shorter)
 
@@ -131,7 +143,7 @@ class PlannedBlock:
             "text": self.text, "calls": [c.display for c in self.calls],
             "confirmation": self.confirmation, "destructive": self.destructive, "refused": self.refused,
             "deferred_from": self.deferred_from, "timeout_s": self.timeout_s,
-            "timeout_default": self.timeout_is_default,
+            "timeout_default": self.timeout_is_default, "follows": self.block.follows,
         }
 
 
@@ -802,7 +814,10 @@ class Engine:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.1)
             if len(calls) > 1:  # a single call was shown with its block
                 self._event("call-started", f"    $ {_indent(call.display, 6)}", step=step, block=block)
-            result = self.provider.execute(call, remaining, self.prompter.output, self.cancel)
+            if block.block.follows:
+                result = self._follow(step, block, call, remaining)
+            else:
+                result = self.provider.execute(call, remaining, self.prompter.output, self.cancel)
             state.exit_status = result.exit_status
             state.tails.append(result.output_tail)
             if not result.ok:
@@ -814,6 +829,36 @@ class Engine:
             recorded.update(values)
             state.recorded.update(values)
         return True, "exit 0"
+
+    def _follow(self, step: PlannedStep, block: PlannedBlock, call: Call, remaining: float | None) -> runner.Result:
+        """A command that streams until stopped (`logs -f`): it runs until the engineer goes on (the prompter's
+        `follow`) or, where nobody can (headless), for FOLLOW_HEADLESS_S or the block's own timeout. Either way
+        it ends as a success with its output kept; an abort (the run's cancel) still stops the run."""
+        stop = threading.Event()
+        follow = getattr(self.prompter, "follow", None)
+        done = follow(step, block, stop) if follow is not None else None
+        bound = remaining
+        if done is None:  # nobody can say when: a bounded look at the stream
+            limit = block.block.timeout_s or FOLLOW_HEADLESS_S
+            bound = limit if remaining is None else min(limit, remaining)
+        started = time.monotonic()
+        try:
+            result = self.provider.execute(call, bound, self.prompter.output, _Either(self.cancel, stop))
+        except runner.Aborted:
+            if not stop.is_set() or (self.cancel is not None and self.cancel.is_set()):
+                raise
+            result = runner.Result(0, "", time.monotonic() - started)
+            why = "you went on"
+        else:
+            if not (result.timed_out and done is None):
+                return result
+            result = runner.Result(0, result.output_tail, result.duration_s)
+            why = f"followed for {format_seconds(bound or 0)} s, as a run without a terminal does"
+        finally:
+            if done is not None:
+                done()
+        self._event("note", f"    stopped following ({why}): {_one_line(call.display, 60)}", step=step, block=block)
+        return result
 
     def _expectations(self, expectations: Sequence[Expectation]) -> tuple[bool, str]:
         from opsconsole import expect

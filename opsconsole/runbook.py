@@ -102,6 +102,12 @@ class Block:
     attrs: Mapping[str, object] = field(default_factory=dict)  # every attribute as parsed
     expected: str = ""  # a terminal session's output as the doc shows it (console blocks, `$ ` prompts)
 
+    @property
+    def follows(self) -> bool:
+        """A block that streams until stopped (`tail -f`, `kubectl logs -f`, `watch`, role `watch`): it ends when
+        the engineer goes on, or headless after a bounded time, as a success with its output kept."""
+        return self.attrs.get("role") == "watch" or (self.lang == "sh" and follows(self.source))
+
     def line_of(self, offset: int) -> int:
         """The file line of character `offset` in `source`."""
         return self.line + 1 + self.source.count("\n", 0, offset)
@@ -583,8 +589,10 @@ class _Reader:
             return None
         attrs = _attributes(rest, line, self.problems)
         role = attrs.get("role", "run")
+        if role == "watch":  # streams until the engineer goes on: run as a run block that `follows`
+            role = "run"
         if role not in ROLES:
-            self.problems.add(f"role must be one of {', '.join(ROLES)}, got {role!r}", line)
+            self.problems.add(f"role must be one of {', '.join(ROLES)}, watch, got {role!r}", line)
             role = "run"
         if lang == "ops" and "role" not in attrs and _only_expects(content):
             role = "check"  # a block that only asserts changes nothing: it is a check
@@ -773,6 +781,24 @@ class _Reader:
                 add(title if not same else f"{title} ({same + 1})", prose(cursor, last_line), group, group[0].line)
                 cursor = last_line
         return tuple(steps), intro
+
+
+_FOLLOW = re.compile(
+    r"(?:^|[;&|(]|\s)(?:"
+    r"(?:tail|journalctl)\b[^;&|#]*\s(?:-f|-F|--follow)(?=\s|$|[;&|])"  # tail -f, journalctl -f
+    r"|logs\b[^;&|#]*\s(?:-f|--follow)(?=\s|$|[;&|])"  # kubectl/docker compose/railway logs -f
+    r"|watch\s"  # watch -n 2 kubectl get pods
+    r"|kubectl\s+get\b[^;&|#]*\s(?:-w|--watch)(?=\s|$|[;&|])"  # kubectl get pods -w
+    r")")
+
+
+def follows(source: str) -> bool:
+    """Whether a shell script holds a command that streams until stopped (`logs -f`, `tail -f`, `watch`)."""
+    for line in source.split("\n"):
+        code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        if _FOLLOW.search(code):
+            return True
+    return False
 
 
 def _only_top(tops: list[_Heading], blocks: list[Block]) -> _Heading | None:

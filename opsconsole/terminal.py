@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import shlex
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from opsconsole import masking, runbook
-from opsconsole.engine import (Decision, Failure, HeadlessPrompter, Plan, PlannedBlock, PlannedStep,
-                               confirmed_together, shown_commands)
+from opsconsole.engine import (FOLLOW_HEADLESS_S, Decision, Failure, HeadlessPrompter, Plan, PlannedBlock,
+                               PlannedStep, confirmed_together, shown_commands)
 from opsconsole.errors import UserError
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ def _block_lines(block: PlannedBlock, environment: str) -> list[str]:
                        + (" (default)" if block.timeout_is_default else ""))
     if block.block.retries:
         details.append(f"retries {block.block.retries}")
+    if block.block.follows:
+        limit = block.block.timeout_s or FOLLOW_HEADLESS_S
+        details.append(f"follows its output until you go on; {limit:g}s without a terminal")
     head = f"  {block.role} ({', '.join(details)})"
     if block.is_change:
         head += f", {confirmation_label(block, environment)}"
@@ -148,6 +152,34 @@ class TerminalPrompter(HeadlessPrompter):
             return answer is not None and answer.strip() == self.environment
         answer = self._ask(f"Run this on {self.environment}? [y/N] ")
         return answer is not None and answer.strip().lower() in ("y", "yes")
+
+    def follow(self, step: PlannedStep, block: PlannedBlock, stop: threading.Event,
+               stdin=None) -> Callable[[], None] | None:
+        """A follow command (`logs -f`) streams until Enter is pressed; Ctrl-C still stops the whole run. Returns
+        what ends the listening once the command is over (so the next prompt gets its own line), or None without
+        a terminal to listen on."""
+        import select
+
+        stream = stdin or sys.stdin
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not stream.isatty():
+            return None
+        over = threading.Event()
+        self.write("    (following: press Enter to go on; Ctrl-C stops the run)")
+
+        def listen() -> None:
+            while not over.is_set():
+                ready, _, _ = select.select([fd], [], [], 0.2)
+                if ready and not over.is_set():
+                    stream.readline()
+                    stop.set()
+                    return
+
+        threading.Thread(target=listen, name="follow-enter", daemon=True).start()
+        return over.set
 
     def on_failure(self, step: PlannedStep, error: Failure) -> Decision:
         if not self.ask_on_failure:

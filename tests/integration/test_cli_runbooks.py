@@ -112,7 +112,7 @@ def test_validate_reports_every_problem_with_its_line(run_cli, project):
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "broken.md:3: param 'n': min 5 is above max 1",
-        "broken.md:6: role must be one of run, check, verify, rollback, got 'sometimes'",
+        "broken.md:6: role must be one of run, check, verify, rollback, watch, got 'sometimes'",
         "broken.md:7: unknown placeholder {{ m }} (params: n; \\{{ for a literal {{)",
         "broken.md:11: scale: argument --replicas: must be a whole number from 0, got 'lots'",
         "runbooks/deploy.md: ok, 2 steps",

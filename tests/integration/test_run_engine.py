@@ -166,3 +166,81 @@ def test_a_shell_block_without_a_timeout_is_stopped_at_its_default(setup, monkey
     record = Engine(plan, store, cfg, "local", prompter).run()
     assert record.status == "aborted" and (home / "started").exists()
     assert prompter.failures[0].message.endswith("timed out after 0.5 s"), prompter.failures[0].message
+
+
+FOLLOW = """\
+# Ship
+
+## Deploy and watch
+```sh
+echo deployed >> deploys.log
+: > app.log
+(i=0; while true; do i=$((i+1)); echo "log line $i" >> app.log; sleep 0.05; done) &
+tail -n +1 -f app.log
+```
+
+## After
+```sh
+echo after >> after.log
+```
+"""
+
+
+def test_a_follow_command_ends_as_a_success_when_nobody_can_go_on(setup, monkeypatch):
+    """Headless, `tail -f` is watched for a bounded time, then the step succeeds with its output kept and the run
+    goes on."""
+    from opsconsole import engine
+
+    cfg, _, store, home = setup
+    book, problems = parse(FOLLOW, home / "ship.md")
+    assert problems == () and book.steps[0].blocks[0].follows and not book.steps[1].blocks[0].follows
+    monkeypatch.setattr(engine, "FOLLOW_HEADLESS_S", 0.6)
+    plan = build_plan(cfg, "local", book, {})
+    assert plan.steps[0].blocks[0].to_json()["follows"] is True
+    prompter = Recorder([])
+    record = Engine(plan, store, cfg, "local", prompter).run()
+    assert record.status == "succeeded", prompter.failures
+    assert (home / "after.log").read_text() == "after\n"
+    assert any(line.startswith("log line ") for line in prompter.lines)
+
+
+class GoesOn(Recorder):
+    """Presses 'go on' once the stream has shown a few lines, as the engineer would."""
+
+    def follow(self, step, block, stop):
+        self.stop = stop
+        return lambda: None
+
+    def output(self, line):
+        super().output(line)
+        if line == "log line 5":
+            self.stop.set()
+
+
+def test_a_follow_command_ends_when_the_engineer_goes_on_and_an_abort_still_aborts(setup):
+    import threading
+    import time
+
+    cfg, _, store, home = setup
+    book, _ = parse(FOLLOW, home / "ship.md")
+    plan = build_plan(cfg, "local", book, {})
+    started = time.monotonic()
+    prompter = GoesOn([])
+    record = Engine(plan, store, cfg, "local", prompter).run()
+    assert record.status == "succeeded" and time.monotonic() - started < 20
+    assert (home / "after.log").exists()
+
+    (home / "after.log").unlink()
+    cancel = threading.Event()
+
+    class Aborts(Recorder):
+        def follow(self, step, block, stop):
+            return lambda: None
+
+        def output(self, line):
+            super().output(line)
+            if line == "log line 3":
+                cancel.set()
+
+    aborted = Engine(build_plan(cfg, "local", book, {}), store, cfg, "local", Aborts([]), cancel=cancel).run()
+    assert aborted.status == "aborted" and not (home / "after.log").exists()

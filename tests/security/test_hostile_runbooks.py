@@ -30,9 +30,9 @@ BAD = {
     "invalid_utf8": (3, "not UTF-8 text"),
     "unknown_placeholder": (8, "unknown placeholder {{ nope }}"),
     "placeholder_in_fence_attrs": (6, "timeout: not a duration: '{{ v }}'"),
-    "placeholder_in_fence_attrs_runme": (6, "role must be one of run, check, verify, rollback"),
+    "placeholder_in_fence_attrs_runme": (6, "role must be one of run, check, verify, rollback, watch"),
     "fence_attr_injection": (2, "fence attributes start with { but do not end with }"),
-    "fence_attr_injection_value": (2, "role must be one of run, check, verify, rollback, got 'run; touch PWNED'"),
+    "fence_attr_injection_value": (2, "role must be one of run, check, verify, rollback, watch, got 'run; touch PWNED'"),
     "fence_attr_injection_runme": (2, "timeout: not a duration"),
     "fence_attr_huge_retries": (2, "retries must be a whole number from 0 to 1000"),
 }

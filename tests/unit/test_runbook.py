@@ -223,7 +223,7 @@ def test_unknown_attributes_are_kept_but_ignored(write):
 
 
 @pytest.mark.parametrize("info, expected", [
-    ('sh {"role": "deploy"}', "role must be one of run, check, verify, rollback, got 'deploy'"),
+    ('sh {"role": "deploy"}', "role must be one of run, check, verify, rollback, watch, got 'deploy'"),
     ('sh { confirm=maybe }', "confirm must be one of none, yes, typed"),
     ('sh {"timeout": "soon"}', "timeout: not a duration: 'soon'"),
     ('sh {"timeout": 0}', "timeout: must be above zero"),
