@@ -737,8 +737,9 @@ class Engine:
         if not self._confirmed(step, block, calls, state, forward):
             return Failure(step, block, "confirm", _CANCELLED, attempt)
         ok, message = self._commands(step, block, calls, state, timeout_s=block.timeout_s)
-        if not ok:
-            return Failure(step, block, "run", message, attempt)
+        if not ok:  # with what it printed last, for the failure dialog
+            result = runner.Result(state.exit_status if state.exit_status is not None else 1, state.tail(), 0.0)
+            return Failure(step, block, "run", message, attempt, result)
         return None
 
     def _confirmed(self, step: PlannedStep, block: PlannedBlock, calls: Sequence[Call], state: _Attempt,

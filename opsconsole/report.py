@@ -1,11 +1,11 @@
-"""How a probe round is shown: the `check --json` object (SPEC section 3) and a readable table."""
+"""How a probe round is shown: the `check --json` object (docs/health.md#opsconsole-check) and a readable table."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from opsconsole import masking
+from opsconsole import masking, text
 from opsconsole.health import Reading, Round
 
 _QUEUE_LIFTED = ("depth", "paused", "counts", "rate_per_s", "eta_s")
@@ -53,14 +53,6 @@ def dumps(obj: Any) -> str:
     return masking.mask(json.dumps(obj, indent=None, default=str))
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
 def figures(r: Reading) -> list[str]:
     """The key figures of a reading as short phrases (the table's detail column, the TUI's panels)."""
     m = r.metrics
@@ -79,12 +71,12 @@ def figures(r: Reading) -> list[str]:
         if "replication_lag_s" in m:
             parts.append(f"lag {m['replication_lag_s']:.1f}s")
         if "size_bytes" in m:
-            parts.append(human_bytes(m["size_bytes"]))
+            parts.append(text.human_bytes(m["size_bytes"]))
     elif r.kind == "redis":
         if "used_memory" in m:
-            mem = human_bytes(m["used_memory"])
+            mem = text.human_bytes(m["used_memory"])
             if m.get("maxmemory"):
-                mem += f" / {human_bytes(m['maxmemory'])} ({m.get('memory_pct', 0):.0f}%)"
+                mem += f" / {text.human_bytes(m['maxmemory'])} ({m.get('memory_pct', 0):.0f}%)"
             parts.append(mem)
         if "connected_clients" in m:
             parts.append(f"{m['connected_clients']} clients")

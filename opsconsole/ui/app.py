@@ -8,10 +8,12 @@ event loop (the probes are async), so keys keep answering whatever the network d
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +22,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import ItemGrid, VerticalScroll
 from textual.driver import Driver
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
@@ -36,6 +39,10 @@ from opsconsole.ui.widgets.header import EnvHeader
 from opsconsole.ui.widgets.panel import MemberPanel
 
 INTERVALS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
+INTERVAL_KEYS = Binding.Group("Interval", compact=True)  # + and - as one footer entry
+# Keys of the dashboard itself: elsewhere they would stack screens on screens (the palette still reaches them).
+DASHBOARD_ONLY = frozenset({"switch_environment", "runbooks", "secrets", "slower", "faster"})
+BACK_TWICE_S = 1.0  # esc again within this goes home
 
 
 class RoundSource(Protocol):
@@ -57,20 +64,25 @@ MonitorFactory = Callable[[Environment, float], RoundSource]
 class OpsConsole(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "opsconsole"
+    # The footer offers what matters on each screen and fits 80 columns: the dashboard's own keys there only
+    # (check_action), the rest (r, ^p, the arrows) in the key panel `?` opens, which lists every key.
     BINDINGS = [
-        Binding("r", "refresh_now", "Refresh", id="refresh"),
-        Binding("e", "switch_environment", "Environment", id="environments"),
+        # priority: lists and logs take home for their first line; this one always goes to the dashboard.
+        Binding("home", "home", "Dashboard", id="home", priority=True, tooltip="from any depth (or esc twice)"),
+        Binding("r", "refresh_now", "Refresh", show=False, id="refresh", tooltip="probe everything now"),
+        Binding("e", "switch_environment", "Env", id="environments", tooltip="switch the environment watched"),
         Binding("b", "runbooks", "Runbooks", id="runbooks"),
-        Binding("j", "journal", "Journal", id="journal"),
-        Binding("x", "secrets", "Secrets", show=False, id="secrets"),  # the footer fits 80 columns without it
-        Binding("plus", "slower", "Interval +", show=False, id="interval-longer"),
-        Binding("minus", "faster", "Interval −", show=False, id="interval-shorter"),
+        Binding("j", "journal", "Journal", id="journal", tooltip="past and interrupted runs"),
+        Binding("x", "secrets", "Secrets", id="secrets", tooltip="rotate or roll back a secret"),
+        Binding("plus", "slower", "Probe less often", id="interval-longer", group=INTERVAL_KEYS),
+        Binding("minus", "faster", "Probe more often", id="interval-shorter", group=INTERVAL_KEYS),
         # Arrows only: j is the journal; a keymap can add vim keys back (focus-down = "down,ctrl+j").
         Binding("right", "move(1, 0)", "Next", show=False, id="focus-right"),
         Binding("left", "move(-1, 0)", "Previous", show=False, id="focus-left"),
         Binding("down", "move(0, 1)", "Down", show=False, id="focus-down"),
         Binding("up", "move(0, -1)", "Up", show=False, id="focus-up"),
-        Binding("ctrl+p", "command_palette", "Palette", id="palette"),
+        Binding("ctrl+p", "command_palette", "Palette", show=False, id="palette", tooltip="every action by name"),
+        Binding("question_mark", "keys", "Keys", id="keys", tooltip="every key of this screen"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -117,9 +129,24 @@ class OpsConsole(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While a dialog is open, only its own keys act: a letter typed beside a confirmation's input must not
-        refresh, switch the environment, open a screen or quit behind it."""
+        refresh, switch the environment, open a screen or quit behind it.
+
+        Otherwise the footer offers what matters where you are: the dashboard's own keys (environment,
+        runbooks, secrets, interval) act and show on the dashboard only, home everywhere else, j everywhere
+        but on the journal itself. False hides a key from the footer and stops it acting."""
         if self._dialog_open():
+            # Only opsconsole's own keys: Tab and shift+Tab still move between a dialog's buttons.
+            return False if action in _OWN_ACTIONS else super().check_action(action, parameters)
+        on_dashboard = len(self.screen_stack) <= 1
+        if action in DASHBOARD_ONLY and not on_dashboard:
             return False
+        if action == "home" and on_dashboard:
+            return False
+        if action == "journal":
+            from opsconsole.ui.screens.journal import JournalScreen
+
+            if isinstance(self.screen, JournalScreen):
+                return False
         return super().check_action(action, parameters)
 
     def get_driver_class(self) -> type[Driver]:
@@ -280,14 +307,48 @@ class OpsConsole(App[None]):
             if panel is None or not panel.is_mounted:
                 continue
             panel.show(r, children.get(r.name, ()), list(history.get(r.name, ())))
+        self._order_panels(rnd, first=previous is None)
         for screen in self.screen_stack:
             show_round = getattr(screen, "show_round", None)
             if show_round is not None:  # detail and run screens follow live rounds too
                 show_round(rnd, children, history)
-        self._headers(lambda h: h.show_status(rnd.status))
+        members = self._member_statuses(rnd)
+        self._headers(lambda h: h.show_status(rnd.status, members))
         self._announce(previous, rnd)
         if self.snapshot is not None and self.rounds_shown == 1:
             self.call_after_refresh(self._save_snapshot)
+
+    @staticmethod
+    def _member_statuses(rnd: Round) -> list[tuple[str, Status]]:
+        """Each member's (name, status) in config order, for the header to name those that are not ok."""
+        return [(r.name, r.status) for r in rnd.readings if r.parent is None]
+
+    def _order_panels(self, rnd: Round, first: bool) -> None:
+        """Keep the members that are not ok in view: crit panels first, then warn, then the rest, each group in
+        config order. The order follows from the statuses alone, so panels move only when a member changes group,
+        never from one round to the next; the focused member keeps the focus wherever its panel goes."""
+        grid = self.query_one("#panels", ItemGrid)
+        if not self.panels or any(p.parent is not grid for p in self.panels.values()):
+            return  # not mounted yet (or being replaced by an environment switch)
+        group = {Status.CRIT: 0, Status.WARN: 1}
+
+        def place(name: str) -> int:
+            reading = rnd.reading(name)
+            return group.get(reading.status, 2) if reading is not None else 2
+
+        in_config = [t.name for t in self.environment.targets if t.name in self.panels]
+        wanted = sorted(in_config, key=place)  # stable: config order within each group
+        current = list(self.panels)
+        if wanted == current:
+            return
+        auto_focus = first and self.focused is self.panels[in_config[0]]  # the focus the app gave, not the user
+        self.panels = {name: self.panels[name] for name in wanted}  # arrow keys walk the panels in this order
+        for index, name in enumerate(wanted):
+            panel = self.panels[name]
+            if grid.children[index] is not panel:
+                grid.move_child(panel, before=grid.children[index])
+        if auto_focus:
+            self.panels[wanted[0]].focus(scroll_visible=False)
 
     def _announce(self, previous: Round | None, rnd: Round) -> None:
         """Notifications as Nagios separates soft from hard states: a member turning warn, or back to ok, is told at
@@ -314,32 +375,63 @@ class OpsConsole(App[None]):
     def _tick(self) -> None:
         if self.last_round is None and not self._round_due:
             return
-        parts = []
-        if self.last_round is not None:
-            rnd = self.last_round
-            parts.append(f"checked {rnd.started_at.astimezone(self.tz).strftime('%H:%M:%S')}")
-            parts.append(f"round {rnd.duration_s * 1000:.0f} ms")
+        if self._round_due and not self._dialog_open():
+            self._start_round()
+            return
+        self._headers(lambda h: h.show_round_info(self._round_info()))
+
+    def _round_info(self) -> list[str]:
+        """The round clock, longest first, for the header to take the longest that fits beside the names.
+
+        A saved snapshot carries the round's date and time zone, and no countdown: it is read later, elsewhere."""
+        rnd = self.last_round
+        if self.snapshot is not None and rnd is not None:
+            stamp = self._stamp(rnd)
+            return [f"checked {stamp} · round {rnd.duration_s * 1000:.0f} ms", f"checked {stamp}", stamp]
         if self._round_due:
-            if not self._dialog_open():
-                self._start_round()
-                return
-            parts.append("paused while a dialog is open")
+            state, short = "paused while a dialog is open", "paused"
         elif self._next_at is None:
-            parts.append("probing…")
+            state = short = "probing…"
         else:
-            parts.append(f"next in {max(0.0, self._next_at - self.clock()):.0f}s of {self.refresh_s:g}s")
-        self._headers(lambda h: h.show_round_info(" · ".join(parts)))
+            left = f"next in {max(0.0, self._next_at - self.clock()):.0f}s"
+            state, short = f"{left} of {self.refresh_s:g}s", left
+        if rnd is None:
+            return [state, short]
+        at = rnd.started_at.astimezone(self.tz).strftime("%H:%M:%S")
+        return [f"checked {at} · round {rnd.duration_s * 1000:.0f} ms · {state}", f"checked {at} · {state}",
+                f"checked {at} · {short}", f"checked {at}", at]
+
+    def _stamp(self, rnd: Round) -> str:
+        """The round's date and time with its zone, for a snapshot read later elsewhere: "2026-12-05 10:30:51 UTC",
+        "2026-12-05 11:30:51 CET +01:00" (an abbreviation alone can name two zones), "2026-12-05 16:00:51 UTC+05:30"."""
+        when = rnd.started_at.astimezone(self.tz)
+        name = when.tzname() or ""
+        offset = when.strftime("%z")
+        offset = f"{offset[:3]}:{offset[3:]}" if len(offset) == 5 else offset
+        if not name:
+            zone = offset
+        elif name == "UTC" or any(c.isdigit() for c in name):
+            zone = name
+        else:
+            zone = f"{name} {offset}"
+        return f"{when:%Y-%m-%d %H:%M:%S} {zone}".rstrip()
 
     def _save_snapshot(self) -> None:
         assert self.snapshot is not None
-        self.save_screenshot(filename=self.snapshot.name, path=str(self.snapshot.parent or "."))
-        self.exit()
+        self._tick()  # the header as of this round (its date and zone, no countdown), painted before it is saved
+
+        def save() -> None:
+            assert self.snapshot is not None
+            self.save_screenshot(filename=self.snapshot.name, path=str(self.snapshot.parent or "."))
+            self.exit()
+
+        self.call_after_refresh(save)
 
     # -- actions -----------------------------------------------------------------------------
 
     def action_refresh_now(self) -> None:
         if self.monitor is not None and self.monitor.running:
-            self.notify("a probe round is already running")
+            self.notify_once("refresh", "a probe round is already running")
             return
         self._start_round()
 
@@ -351,7 +443,7 @@ class OpsConsole(App[None]):
                 self._round_timer.stop()
             self._next_at = self.clock() + seconds
             self._round_timer = self.set_timer(seconds, self._start_round)
-        self.notify(f"refresh every {seconds:g}s")
+        self.notify_once("interval", f"refresh every {seconds:g}s")
         self._tick()
 
     def action_slower(self) -> None:
@@ -386,7 +478,10 @@ class OpsConsole(App[None]):
         """A new screen's header and live panels, from what is known now (screens call this on mount)."""
         header = screen.query_one(EnvHeader)
         header.show_environment(self.environment, self.read_only)
-        header.show_status(self.last_round.status if self.last_round else None)
+        if self.last_round is not None:
+            header.show_status(self.last_round.status, self._member_statuses(self.last_round))
+        else:
+            header.show_status(None)
         self._tick()
         show_round = getattr(screen, "show_round", None)
         if self.last_round is not None and show_round is not None:
@@ -402,7 +497,8 @@ class OpsConsole(App[None]):
     def action_runbooks(self) -> None:
         from opsconsole.ui.screens.runbooks import RunbooksScreen
 
-        self.push_screen(RunbooksScreen())
+        if self._back_to(RunbooksScreen) is None:
+            self.push_screen(RunbooksScreen())
 
     def start_runbook(self, path: Path, initial: dict[str, str] | None = None) -> None:
         """Plan a runbook for this environment: its params first (a form), then the run screen."""
@@ -430,14 +526,99 @@ class OpsConsole(App[None]):
     def action_journal(self, select: str | None = None) -> None:
         from opsconsole.ui.screens.journal import JournalScreen
 
-        if not isinstance(self.screen, JournalScreen):
+        journal = self._back_to(JournalScreen)
+        if journal is None:
             self.push_screen(JournalScreen(select=select))
+        elif select is not None:
+            journal.select = select  # highlighted by the reload its resume starts
+            if journal is self.screen:
+                journal.load()
 
     def action_secrets(self, select: str | None = None) -> None:
         from opsconsole.ui.screens.secrets import SecretsScreen
 
-        if not isinstance(self.screen, SecretsScreen):
+        secrets = self._back_to(SecretsScreen)
+        if secrets is None:
             self.push_screen(SecretsScreen(select=select))
+        elif select is not None:
+            secrets.select = select
+            secrets.load()
+
+    def _back_to(self, kind: type[Screen[Any]]) -> Screen[Any] | None:
+        """The screen of `kind` already open, brought back to the top (the screens above it closed) rather than a
+        second one stacked on the first; None when there is none, or a running run sits above it (closing its
+        screen would stop it)."""
+        from opsconsole.ui.screens.run import RunScreen
+
+        stack = self.screen_stack
+        found = next((i for i in range(len(stack) - 1, 0, -1) if isinstance(stack[i], kind)), None)
+        if found is None or any(isinstance(s, RunScreen) and s.running for s in stack[found + 1:]):
+            return None
+        while len(self.screen_stack) > found + 1:
+            self.pop_screen()
+        return stack[found]
+
+    def action_home(self) -> None:
+        """Back to the dashboard from any depth, in one key. A running run is never left: its screen going would
+        stop it, so home stops at that screen and says so; the run goes on, and home works once it has ended."""
+        from opsconsole.ui.screens.run import RunScreen
+
+        stack = self.screen_stack
+        running = [i for i, s in enumerate(stack) if isinstance(s, RunScreen) and s.running]
+        keep = running[-1] + 1 if running else 1
+        while len(self.screen_stack) > keep:
+            self.pop_screen()
+        if running:
+            self.notify_once("run-in-progress", "a run is in progress: home stops at its screen. Abort it (a) or "
+                             "let it end, then press home again", severity="warning")
+
+    _back_at = float("-inf")  # when esc last went back a screen (action_back)
+
+    def action_back(self) -> None:
+        """esc on a screen: back one screen; esc again within a second goes home from any depth."""
+        now = time.monotonic()
+        if now - self._back_at <= BACK_TWICE_S:
+            self._back_at = float("-inf")
+            self.action_home()
+            return
+        self._back_at = now
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_keys(self) -> None:
+        """`?`: every key of this screen, its own first, then those that work everywhere (ui/dialogs/keys.py)."""
+        from opsconsole.ui.dialogs.keys import KeysDialog
+
+        here: dict[str, tuple[list[str], str]] = {}
+        everywhere: dict[str, tuple[list[str], str]] = {}
+        textual_own = {b.action for b in Screen.BINDINGS if isinstance(b, Binding)}  # focus and copy keys
+        # Read before the dialog opens: while it is open no key of the screens behind it acts (check_action).
+        for node, binding, enabled, tooltip in self.screen.active_bindings.values():
+            if binding.system or (node is not self and node is not self.screen and not binding.show) or \
+                    (node is self.screen and binding.action in textual_own):
+                continue  # Textual's own, and the lists' cursor keys
+            described = binding.description + (f" — {tooltip}" if tooltip else "") + ("" if enabled else " (not now)")
+            keys, _ = (everywhere if node is self else here).setdefault(binding.action, ([], described))
+            keys.append(self.get_key_display(binding))
+        self.push_screen(KeysDialog("Keys", [("On this screen", [(" ".join(k), d) for k, d in here.values()]),
+                                             ("Everywhere", [(" ".join(k), d) for k, d in everywhere.values()])]))
+
+    @cached_property
+    def _toasts(self) -> dict[str, Notification]:
+        """The last toast of each kind (notify_once)."""
+        return {}
+
+    def notify_once(self, kind: str, message: str, *, title: str = "", severity: SeverityLevel = "information",
+                    timeout: float | None = None, markup: bool = True) -> None:
+        """A toast that replaces the last one of its `kind` rather than stacking on it: `+` pressed five times shows
+        one "refresh every 60s", not five over the header and the panels. On the UI thread."""
+        old = self._toasts.pop(kind, None)
+        if old is not None:
+            self._unnotify(old, refresh=False)  # the new one's arrival refreshes the toasts
+        notification = Notification(message, title, severity,
+                                    self.NOTIFICATION_TIMEOUT if timeout is None else timeout, markup=markup)
+        self._toasts[kind] = notification
+        self.post_message(Notify(notification))
 
     def _actions(self) -> list[tuple[str, str]]:
         """The action verbs that make sense here, as the command palette offers them."""
@@ -451,7 +632,7 @@ class OpsConsole(App[None]):
             if service.kind == "postgres":
                 out.append((f"backup {service.name}", f"Back up the {service.name} database"))
                 out.append((f"restore-backup {service.name} --from latest",
-                            f"Restore {service.name} from its latest backup (destructive: asks first)"))
+                            f"Replace {service.name}'s contents with its latest backup (asks first)"))
         return out  # rotate-secret has its own guided flow: the Secrets screen
 
     def start_action(self, text: str) -> None:
@@ -492,8 +673,9 @@ class OpsConsole(App[None]):
         # Quitting mid-step would orphan the step's process and leave the run to be resumed: ask for it twice.
         if self.run_in_progress() and time.monotonic() - self._quit_asked_at > 3:
             self._quit_asked_at = time.monotonic()
-            self.notify("a run is in progress: abort it first (a), or press q again within 3 s to quit anyway "
-                        "(that stops the running step; the run stays resumable from the journal)", severity="warning", timeout=6)
+            self.notify_once("run-in-progress", "a run is in progress: abort it first (a), or press q again within "
+                             "3 s to quit anyway (that stops the running step; the run stays resumable from the "
+                             "journal)", severity="warning", timeout=6)
             return
         if self.run_in_progress():
             self.interrupt()
@@ -502,8 +684,8 @@ class OpsConsole(App[None]):
 
     def action_switch_environment(self) -> None:
         if self.run_in_progress():
-            self.notify("a run is in progress: finish or abort it (a) before switching environments",
-                        severity="warning")
+            self.notify_once("run-in-progress", "a run is in progress: finish or abort it (a) before switching "
+                             "environments", severity="warning")
             return
         names = self.config.environment_names
         self.push_screen(EnvironmentPicker([(n, self.config.summary(n)) for n in names], self.environment.name),
@@ -513,8 +695,8 @@ class OpsConsole(App[None]):
         if name is None or name == self.environment.name:
             return
         if self.run_in_progress():  # the palette reaches here without the key's check
-            self.notify(f"a run is in progress: finish or abort it (a) before switching to {name}",
-                        severity="warning")
+            self.notify_once("run-in-progress", f"a run is in progress: finish or abort it (a) before switching "
+                             f"to {name}", severity="warning")
             return
         try:
             environment = self.config.environment(name)
@@ -531,7 +713,12 @@ class OpsConsole(App[None]):
         return _runbook_entries_of(self.config, self.environment.name)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette's entries. Among equally good matches it keeps this order (its sort is stable), so for the
+        same words what only reads or moves comes first, then what changes something, and last what destroys
+        data, marked ⚠: typing "backup" selects "Action: backup db", not "⚠ Action: restore-backup …"."""
         yield from super().get_system_commands(screen)
+        if screen is not self.screen_stack[0]:  # `screen`: the one the palette opened over
+            yield SystemCommand("Home", "Back to the dashboard (home, or esc twice)", self.action_home)
         yield SystemCommand("Refresh now", "Probe every service and queue now", self.action_refresh_now)
         for name in self.config.environment_names:
             if name != self.environment.name:
@@ -541,19 +728,6 @@ class OpsConsole(App[None]):
             yield SystemCommand(f"Refresh every {seconds:g}s", "Change the probe interval",
                                 lambda seconds=seconds: self._set_interval(seconds))
         yield SystemCommand("Runbooks", "Browse, preview and run this environment's runbooks", self.action_runbooks)
-        if not self.read_only:  # read-only hides every change
-            for entry in self._runbook_entries():
-                yield SystemCommand(f"Run runbook: {entry['title']}", f"{entry['name']}: {entry['summary']}",
-                                    lambda path=entry["path"]: self.start_runbook(Path(path)))
-        if not self.read_only:
-            for text, help_text in self._actions():
-                yield SystemCommand(f"Action: {text}", help_text, lambda text=text: self.start_action(text))
-            from opsconsole.ui.screens.secrets import restart_list
-
-            for name, secret in self.environment.secrets.items():
-                users = ", ".join(restart_list(secret)) or "no service restarts"
-                yield SystemCommand(f"Rotate secret: {name}", f"Generate, set and roll out a new {name} ({users})",
-                                    lambda name=name: self.action_secrets(select=name))
         yield SystemCommand("Journal", f"Past and interrupted runs on {self.environment.name}; resume from there",
                             self.action_journal)
         yield SystemCommand("Secrets", f"The rotatable secrets of {self.environment.name}: where they live, who "
@@ -562,6 +736,73 @@ class OpsConsole(App[None]):
         for target in self.environment.targets:
             yield SystemCommand(f"Details: {target.name}", f"Every metric and the recent history of {target.name}",
                                 lambda name=target.name: self.open_detail(name))
+        if self.read_only:
+            return  # read-only hides every change
+        from opsconsole import actions
+        from opsconsole.ui.screens.secrets import restart_list
+
+        changes: list[SystemCommand] = []
+        destroys: list[SystemCommand] = []
+        for entry in self._runbook_entries():
+            title = f"Run runbook: {entry['title']}"
+            run = (lambda path=entry["path"]: self.start_runbook(Path(path)))
+            if _runbook_destroys(entry["path"]):
+                destroys.append(SystemCommand(_destructive(title), f"{entry['name']}: {entry['summary']}", run))
+            else:
+                changes.append(SystemCommand(title, f"{entry['name']}: {entry['summary']}", run))
+        for text, help_text in self._actions():
+            act = (lambda text=text: self.start_action(text))
+            if text.split()[0] in actions.DESTRUCTIVE:
+                destroys.append(SystemCommand(_destructive(f"Action: {text}"), help_text, act))
+            else:
+                changes.append(SystemCommand(f"Action: {text}", help_text, act))
+        for name, secret in self.environment.secrets.items():
+            # Opens the guided flow (a summary, Cancel first), which is why the title stays the secret's own.
+            users = ", ".join(restart_list(secret)) or "no service restarts"
+            destroys.append(SystemCommand(f"Rotate secret: {name}",
+                                          f"⚠ replaces its value: generate, set and roll out a new {name} ({users})",
+                                          lambda name=name: self.action_secrets(select=name)))
+        yield from changes
+        yield from destroys
+
+
+# The actions of the app's own keys (for "move(1, 0)", "move"), and Textual's ctrl+q.
+_OWN_ACTIONS = frozenset(b.action.split("(", 1)[0] for b in OpsConsole.BINDINGS
+                         if isinstance(b, Binding)) | {"quit"}
+
+
+def _destructive(title: str) -> str:
+    """A palette title for an entry that destroys data (docs/running.md: restore-backup, rotate-secret, typed)."""
+    return f"⚠ {title} — changes data"
+
+
+def _runbook_destroys(path: str) -> bool:
+    """Whether a runbook destroys data, as the engine will confirm it: a block asks for the typed confirmation, or
+    runs a destructive verb (restore-backup, rotate-secret; not a scratch-only restore drill)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return _runbook_destroys_as_of(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=512)
+def _runbook_destroys_as_of(path: str, mtime_ns: int, size: int) -> bool:
+    """_runbook_destroys for one version of the file (the palette asks on every key typed)."""
+    from opsconsole import actions, runbook
+    from opsconsole.engine import is_change
+
+    book, _ = runbook.inspect(path)
+    for step in book.steps if book is not None else ():
+        for block in step.blocks:
+            if not is_change(block):
+                continue
+            if block.confirm == "typed":
+                return True
+            if block.lang == "ops" and any(words[0] in actions.DESTRUCTIVE and "--scratch-only" not in words
+                                           for words in map(str.split, block.source.splitlines()) if words):
+                return True
+    return False
 
 
 def _runbook_entries_of(config: Config, environment: str) -> list[dict[str, Any]]:
@@ -579,6 +820,7 @@ def binding_ids() -> set[str]:
     ids: set[str] = set()
     from opsconsole.ui.dialogs.confirm import ConfirmDialog
     from opsconsole.ui.dialogs.failure import FailureDialog
+    from opsconsole.ui.dialogs.keys import KeysDialog
     from opsconsole.ui.dialogs.params import ParamsDialog
     from opsconsole.ui.screens.journal import JournalScreen, RunDetailScreen, RunTable
     from opsconsole.ui.screens.run import RunScreen
@@ -586,7 +828,7 @@ def binding_ids() -> set[str]:
     from opsconsole.ui.screens.secrets import RotationSummary, SecretsScreen, SecretTable
 
     for owner in (OpsConsole, MemberPanel, MemberDetail, EnvironmentPicker, RunbooksScreen, RunScreen,
-                  ParamsDialog, ConfirmDialog, FailureDialog, JournalScreen, RunTable, RunDetailScreen,
+                  ParamsDialog, ConfirmDialog, FailureDialog, KeysDialog, JournalScreen, RunTable, RunDetailScreen,
                   SecretsScreen, SecretTable, RotationSummary):
         for binding in owner.BINDINGS:
             if isinstance(binding, Binding) and binding.id:

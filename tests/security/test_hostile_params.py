@@ -245,6 +245,6 @@ async def test_the_runbooks_screen_shows_a_hostile_runbook_as_text(home):
         await pilot.press("enter")  # an invalid runbook: its first problem is notified
         await wait_until(pilot, lambda: bool(app.screen.query(Toast)), 3, "the problem notified")
         toast = " ".join(str(t.render()) for t in app.screen.query(Toast))
-        assert "role must be one of run, check, verify, rollback, got 'x[/]\\x1b[2J'" in toast, toast
+        assert "role must be one of run, check, verify, rollback, watch, got 'x[/]\\x1b[2J'" in toast, toast
         assert_clean(app.export_screenshot(), "the notification")
     assert app._exception is None

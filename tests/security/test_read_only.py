@@ -295,7 +295,7 @@ async def test_the_palette_offers_changes_only_when_not_read_only(home, monkeypa
     async with quiet.run_test(size=(140, 40)) as pilot:
         await wait_until(pilot, lambda: quiet.rounds_shown >= 1, 10, "a round")
         offered = titles(quiet)
-        assert not [t for t in offered if t.startswith(("Run runbook", "Action:", "Rotate secret"))], offered
+        assert not [t for t in offered if t.startswith(("Run runbook", "Action:", "Rotate secret", "⚠"))], offered
         assert {"Runbooks", "Journal", "Secrets"} <= set(offered)
         assert "READ-ONLY" in str(quiet.query_one("#badge").render())
 

@@ -271,7 +271,10 @@ async def test_palette_action_backs_up_the_database(workspace, monkeypatch, tmp_
     app = workspace(protection="open")
     async with app.run_test(size=(140, 40)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert "Action: backup db" in titles and "Action: restore-backup db --from latest" in titles
+        # A destructive entry is marked, and listed after the safe one for the same words.
+        restore = "⚠ Action: restore-backup db --from latest — changes data"
+        assert "Action: backup db" in titles and restore in titles
+        assert titles.index("Action: backup db") < titles.index(restore)
         app.start_action("backup db")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), 10, "the run screen")
         run = app.screen
@@ -311,11 +314,14 @@ async def test_quit_and_environment_switch_wait_for_a_running_step(workspace):
         await wait_until(pilot, lambda: run.statuses.get(4) == "running", 20, "the sleeping step")
         await pilot.press("e")
         app.switch_environment("other")  # as the palette would
+        await pilot.pause(0.2)
+        assert any("before switching" in n.message for n in app._notifications)
         await pilot.press("q")
         await pilot.pause(0.2)
         assert app.is_running and app.screen is run and app.environment.name == "local"
-        assert any("press q again" in n.message for n in app._notifications)
-        assert any("before switching" in n.message for n in app._notifications)
+        # One warning at a time: the quit warning replaces the switch warning instead of stacking on it.
+        warnings = [n.message for n in app._notifications if "a run is in progress" in n.message]
+        assert len(warnings) == 1 and "press q again" in warnings[0], warnings
         await pilot.press("a")
         await wait_until(pilot, lambda: run.finished is not None, 20, "the abort")
         await pilot.press("q")  # nothing runs now: one press quits

@@ -110,3 +110,56 @@ def test_failure_dialog(snap_compare):
                              rollback_available=False)
 
     assert _run_screen(snap_compare, (100, 30), dialog)
+
+
+# -- dialogs at 80x24: every button on the screen however long what they show ---------------------------------------
+
+LONG_OUTPUT = "\n".join(f"pg_restore: error: could not execute query: ERROR: relation \"events_{i}\" already exists"
+                        for i in range(12))
+
+
+def test_failure_dialog_80x24_long_message(snap_compare):
+    from opsconsole.ui.dialogs.failure import FailureDialog
+
+    def dialog(app, plan):
+        message = "pg_restore --clean --if-exists --dbname=app /backups/db-latest.dump: exit 1 after 12.4 s; " * 3
+        return FailureDialog("2. Note the change", message, LONG_OUTPUT, rollback_available=True)
+
+    assert _run_screen(snap_compare, (80, 24), dialog)
+
+
+def test_confirm_dialog_80x24_long_command(snap_compare):
+    from opsconsole.ui.dialogs.confirm import ConfirmDialog
+
+    def dialog(app, plan):
+        command = "\n".join(f"kubectl -n app scale deployment/worker-{i} --replicas=6 --current-replicas=4"
+                            for i in range(12))
+        return ConfirmDialog(app.environment, "typed", "Step 2: Note the change", command, plan.params,
+                             destructive=True)
+
+    assert _run_screen(snap_compare, (80, 24), dialog, environment="production")
+
+
+def test_params_dialog_80x24_many_params(snap_compare):
+    from pathlib import Path
+
+    from opsconsole import runbook
+    from opsconsole.ui.dialogs.params import ParamsDialog
+
+    text = "---\ntitle: Many questions\nparams:\n" + "".join(
+        f"  p{i}: {{type: str, default: v{i}, description: \"what the {i}th value changes, said at length so "
+        f"it wraps at eighty columns\"}}\n" for i in range(9)) + "---\n# Many\n## Step\n```sh\necho {{ p0 }}\n```\n"
+    book, problems = runbook.parse(text, Path("many.md"))
+    assert book is not None and not problems
+    app, count = replay_app("healthy")
+
+    async def run_before(pilot) -> None:
+        await play_all(app, pilot, count)
+        await app.push_screen(ParamsDialog(book, app.environment.name, {}))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_keys_dialog(snap_compare):
+    assert snap(snap_compare, "healthy", (80, 24), press=("question_mark",))

@@ -1,4 +1,4 @@
-"""Confirm one change, as strongly as the environment demands (SPEC section 5).
+"""Confirm one change, as strongly as the environment demands (docs/running.md#confirmation).
 
 What is shown is frozen when the dialog opens: the environment badge, the step, the exact command
 or call and the params. A y/N confirmation opens on Cancel, so Enter alone never confirms. A typed one
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -42,8 +42,10 @@ class ConfirmDialog(ModalScreen[bool]):
     ConfirmDialog #match { height: 1; color: $text-muted; }
     ConfirmDialog #match.matches { color: $status-ok; text-style: bold; }
     ConfirmDialog #match.differs { color: $status-warn; }
-    /* Docked: on a short terminal the rest scrolls, the buttons never leave the screen. */
-    ConfirmDialog #buttons { dock: bottom; height: auto; align-horizontal: right; margin-top: 1; }
+    /* Docked: on a short terminal what will run scrolls above; the question, the name typed, whether it matches
+       and the buttons never leave the screen. */
+    ConfirmDialog #answer { dock: bottom; height: auto; }
+    ConfirmDialog #buttons { height: auto; align-horizontal: right; margin-top: 1; }
     ConfirmDialog Button { margin-left: 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
@@ -71,17 +73,18 @@ class ConfirmDialog(ModalScreen[bool]):
             if self.params:
                 yield Static("params: " + ", ".join(f"{k}={v}" for k, v in self.params.items()), id="params",
                              markup=False)
-            if self.level == "typed":
-                yield Static(Text.assemble("Type the environment's name, ", (env.name, "bold"),
-                                           ", to confirm:"), id="ask")
-                yield Input(placeholder=f"type {env.name}", id="typed")
-                yield Static("Enter with anything else cancels", id="match", markup=False)
-            else:
-                yield Static(f"Run this on {env.name}? Cancel is the default.", id="ask", markup=False)
-            with Horizontal(id="buttons"):
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Confirm", id="confirm", variant="error" if self.destructive else "warning",
-                             disabled=self.level == "typed")
+            with Vertical(id="answer"):
+                if self.level == "typed":
+                    yield Static(Text.assemble("Type the environment's name, ", (env.name, "bold"),
+                                               ", to confirm:"), id="ask")
+                    yield Input(placeholder=f"type {env.name}", id="typed")
+                    yield Static("Enter with anything else cancels", id="match", markup=False)
+                else:
+                    yield Static(f"Run this on {env.name}? Cancel is the default.", id="ask", markup=False)
+                with Horizontal(id="buttons"):
+                    yield Button("Cancel", id="cancel", variant="primary")
+                    yield Button("Confirm", id="confirm", variant="error" if self.destructive else "warning",
+                                 disabled=self.level == "typed")
 
     def on_mount(self) -> None:
         self.set_class(self.environment.is_production, "production")

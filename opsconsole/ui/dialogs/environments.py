@@ -25,8 +25,10 @@ class EnvironmentPicker(ModalScreen[str | None]):
         width: 64; max-width: 95%; height: auto; max-height: 80%;
         border: thick $primary; background: $surface; padding: 0 1;
     }
-    EnvironmentPicker #hint { color: $text-muted; height: 1; }
-    EnvironmentPicker OptionList { height: auto; max-height: 20; border: none; }
+    /* The hint docked, the list at most what is left of the box: on a short terminal the list scrolls inside
+       the box and the highlighted environment stays in sight. */
+    EnvironmentPicker #hint { dock: top; color: $text-muted; height: 1; }
+    EnvironmentPicker OptionList { height: auto; max-height: 100%; border: none; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.markup import escape
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -24,14 +24,17 @@ CHOICES = (
 class FailureDialog(ModalScreen[Decision]):
     DEFAULT_CSS = """
     FailureDialog { align: center middle; }
-    FailureDialog > Vertical {
+    FailureDialog > VerticalScroll {
         width: 96; max-width: 98%; height: auto; max-height: 95%;
         border: thick $status-crit; background: $surface; padding: 0 1;
     }
     FailureDialog #message { height: auto; color: $status-crit; text-style: bold; margin: 1 0; }
     FailureDialog #tail { height: auto; max-height: 8; color: $text-muted; }
+    /* Docked: a long message or tail scrolls above; the five choices and the note never leave the screen. */
+    FailureDialog #choices { dock: bottom; height: auto; margin-top: 1; }
     FailureDialog #buttons { height: auto; }
-    FailureDialog Button { margin-right: 1; }
+    /* As wide as their labels: all five fit in one row at 80 columns. */
+    FailureDialog Button { min-width: 0; margin-right: 1; }
     FailureDialog #note { display: none; }
     FailureDialog.skipping #note { display: block; }
     """
@@ -45,19 +48,20 @@ class FailureDialog(ModalScreen[Decision]):
         self.rollback_available = rollback_available
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with VerticalScroll() as box:
             box.border_title = escape(f"Step failed: {self.title_text}")
             yield Static(self.message, id="message", markup=False)
             if self.tail.strip():
                 yield Static("\n".join(self.tail.strip().splitlines()[-6:]), id="tail", markup=False)
-            with Horizontal(id="buttons"):
-                for key, label, tooltip in CHOICES:
-                    button = Button(label, id=key, variant="primary" if key == "abort" else "default")
-                    button.tooltip = tooltip
-                    if key == "rollback" and not self.rollback_available:
-                        button.disabled = True
-                    yield button
-            yield Input(placeholder="why skipping is fine (kept in the journal); enter to skip", id="note")
+            with Vertical(id="choices"):
+                with Horizontal(id="buttons"):
+                    for key, label, tooltip in CHOICES:
+                        button = Button(label, id=key, variant="primary" if key == "abort" else "default")
+                        button.tooltip = tooltip
+                        if key == "rollback" and not self.rollback_available:
+                            button.disabled = True
+                        yield button
+                yield Input(placeholder="why skipping is fine (kept in the journal); enter to skip", id="note")
 
     def on_mount(self) -> None:
         self.query_one("#abort", Button).focus()

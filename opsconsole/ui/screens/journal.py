@@ -265,10 +265,11 @@ class JournalScreen(Screen[None]):
     JournalScreen #journal-status.error { background: $status-crit 30%; }
     """
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("escape", "app.back", "Back", id="back"),  # twice within a second: home
         Binding("u", "resume", "Resume", id="journal-resume"),
         Binding("a", "toggle_all", "All environments", id="journal-all"),
-        Binding("r", "reload", "Refresh", id="journal-refresh"),
+        # Off the footer for room at 80 columns (the list reloads on its own when you come back); `?` lists it.
+        Binding("r", "reload", "Refresh", show=False, id="journal-refresh"),
     ]
 
     class Loaded(Message):
@@ -499,7 +500,7 @@ class RunDetailScreen(Screen[None]):
     RunDetailScreen #detail-status.error { background: $status-crit 30%; }
     """
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("escape", "app.back", "Back", id="back"),  # twice within a second: home
         Binding("u", "resume", "Resume", id="journal-resume"),
         Binding("r", "reload", "Refresh", id="journal-refresh"),
     ]

@@ -35,6 +35,7 @@ from opsconsole.ui.widgets.panel import MemberPanel
 if TYPE_CHECKING:
     from opsconsole.journal import RunRecord
 
+FAILURE_TAIL_LINES = 6  # of output, in the failure dialog
 STEP_MARK = {
     "pending": ("·", "dim"),
     "running": ("▶", "bold yellow"),
@@ -64,6 +65,7 @@ class TuiPrompter:
     def __init__(self, screen: RunScreen) -> None:
         self.screen = screen
         self.app = screen.app
+        self.recent: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)  # the running block's last lines of output
 
     def _ask(self, dialog: Any) -> Any:
         answer: list[Any] = []
@@ -94,16 +96,21 @@ class TuiPrompter:
         return bool(self._ask(dialog))
 
     def on_failure(self, step: PlannedStep, error: Failure) -> Decision:
-        tail = error.result.output_tail if error.result is not None else ""
+        # The engine's failure may carry no result: the block's own last lines of output say why, then.
+        tail = error.result.output_tail if error.result is not None else "\n".join(self.recent)
         dialog = FailureDialog(masking.printable(f"{step.index}. {step.title}"), masking.printable(error.message),
                                masking.printable(tail), rollback_available=bool(step.of_role("rollback")))
         decision = self._ask(dialog)
         return decision if isinstance(decision, Decision) else Decision("abort")
 
     def output(self, line: str) -> None:
-        self.screen.inbox.append(("output", masking.printable(line)))
+        line = masking.printable(line)
+        self.recent.append(line)
+        self.screen.inbox.append(("output", line))
 
     def event(self, event: Event) -> None:
+        if event.kind in ("step-started", "block-started"):
+            self.recent.clear()  # a failure shows the output of the block that failed, not of the one before
         self.screen.inbox.append(("event", event))
 
 
@@ -280,18 +287,28 @@ class RunScreen(Screen[None]):
 
     # -- running ---------------------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers what can be done now: s before the run only, a while it runs (dimmed once asked)."""
+        if action == "start":
+            return not self.running and self.finished is None and not self.app.read_only  # type: ignore[attr-defined]
+        if action == "abort":
+            return (not self.cancel.is_set() or None) if self.running else False
+        return True
+
     def action_start(self) -> None:
+        notify_once = self.app.notify_once  # type: ignore[attr-defined]
         if self.running:
-            self.notify("the run is in progress")
+            notify_once("run-in-progress", "the run is in progress")
             return
         if self.finished is not None:
-            self.notify(f"this run has {self.finished}; open the journal to see it")
+            notify_once("run-state", f"this run has {self.finished}; open the journal to see it")
             return
         if self.app.read_only:  # type: ignore[attr-defined]
-            self.notify("read-only: runbooks cannot run here", severity="error")
+            notify_once("run-state", "read-only: runbooks cannot run here", severity="error")
             return
         self.running = True
         self._state("running… a · abort (the run stays resumable)", "")
+        self.refresh_bindings()
         self._engine()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
@@ -325,6 +342,7 @@ class RunScreen(Screen[None]):
         self._drain()
         self.running = False
         self.record = record
+        self.refresh_bindings()  # s and a go from the footer: nothing to start or abort any more
         if stopped:
             self.finished = "stopped"
             self._state(f"stopped: {error}", "failed")
@@ -347,9 +365,11 @@ class RunScreen(Screen[None]):
             return
         self.cancel.set()
         self._state("aborting: stopping the running command…", "aborted")
+        self.refresh_bindings()
 
     def action_leave(self) -> None:
         if self.running:
-            self.notify("a run is in progress: abort it first (a); it stays resumable", severity="warning")
+            self.app.notify_once("run-in-progress",  # type: ignore[attr-defined]
+                                 "a run is in progress: abort it first (a); it stays resumable", severity="warning")
             return
-        self.app.pop_screen()
+        self.app.action_back()  # type: ignore[attr-defined]

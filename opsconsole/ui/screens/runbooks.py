@@ -138,13 +138,16 @@ class RunbooksScreen(Screen[None]):
             return
         if not entry["valid"]:
             # markup=False: the problem quotes the runbook ("got 'x[/]'" would raise MarkupError).
-            self.notify(masking.printable(entry["problems"][0]), title="invalid runbook", severity="error", timeout=15,
-                        markup=False)
+            # One toast per kind: Enter pressed again replaces it rather than stacking another.
+            self.app.notify_once("runbook-refused",  # type: ignore[attr-defined]
+                                 masking.printable(entry["problems"][0]), title="invalid runbook", severity="error",
+                                 timeout=15, markup=False)
             return
         if not self._allowed(entry):
-            self.notify(masking.printable(f"{entry['name']} is for {', '.join(entry['environments'])}, not "
-                                          f"{self.app.environment.name}"),  # type: ignore[attr-defined]
-                        severity="warning", markup=False)
+            self.app.notify_once("runbook-refused",  # type: ignore[attr-defined]
+                                 masking.printable(f"{entry['name']} is for {', '.join(entry['environments'])}, not "
+                                                   f"{self.app.environment.name}"),  # type: ignore[attr-defined]
+                                 severity="warning", markup=False)
             return
         self.app.start_runbook(Path(entry["path"]))  # type: ignore[attr-defined]
 
@@ -152,4 +155,4 @@ class RunbooksScreen(Screen[None]):
         self.query_one("#filter", Input).focus()
 
     def action_leave(self) -> None:
-        self.app.pop_screen()
+        self.app.action_back()  # type: ignore[attr-defined]

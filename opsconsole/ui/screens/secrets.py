@@ -253,8 +253,8 @@ class SecretTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "Rotate…", id="secrets-rotate")]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "select_cursor" and self.app.read_only:  # type: ignore[attr-defined]
-            return False
+        if action == "select_cursor" and (self.app.read_only or not self.row_count):  # type: ignore[attr-defined]
+            return False  # read-only changes nothing; no secret, nothing to rotate
         return True
 
 
@@ -280,9 +280,10 @@ class SecretsScreen(Screen[None]):
     SecretsScreen #secrets-status.error { background: $status-crit 30%; color: $foreground; }
     """
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="back"),
+        Binding("escape", "app.back", "Back", id="back"),  # twice within a second: home
         Binding("u", "rollback", "Roll back…", id="secrets-rollback"),
-        Binding("r", "reload", "Refresh", id="secrets-refresh"),
+        # Off the footer for room at 80 columns (the list reloads after every run); `?` lists it.
+        Binding("r", "reload", "Refresh", show=False, id="secrets-refresh"),
     ]
 
     class Loaded(Message):
@@ -368,8 +369,7 @@ class SecretsScreen(Screen[None]):
         elif not self._hint_due:
             pass  # a reload after a run: the outcome line speaks, the status keeps its message
         elif not event.secrets:
-            self._status(f"{env.name} has no rotatable secrets: add [environments.{env.name}.secrets.NAME] with "
-                         f"restart = [\"service\", ...] to {self._app.config.source}")
+            self._status(self._no_secrets())
         elif self._app.read_only:
             self._status(f"{env.name} is read-only here: secrets are listed, never changed.")
         else:
@@ -411,11 +411,30 @@ class SecretsScreen(Screen[None]):
             return None
         return self.secrets.get(key.value or "")
 
+    def _no_secrets(self) -> str:
+        """What to do when the environment has no secret to rotate: where to declare one."""
+        env, config = self._app.environment, self._app.config
+        table = f"[environments.{env.name}.secrets.NAME]"
+        if config.path is None:  # the built-in config: there is no file to add the table to yet
+            return (f"{env.name} has no rotatable secrets, and opsconsole runs on its built-in config: to add one, "
+                    f"create {config.base_dir / 'opsconsole.toml'} as shown above, a {table} table per secret.")
+        return f"{env.name} has no rotatable secrets: add {table} with restart = [\"service\", ...] to {config.source}"
+
+    def _example(self) -> str:
+        """The opsconsole.toml to start from when there is none: the SPEC's secrets table, for this environment."""
+        env = self._app.environment
+        secret = f"[environments.{env.name}.secrets.JWT_SECRET]"
+        lines = ((f"[environments.{env.name}]", "your services go here too"),
+                 (f"provider = \"{env.provider}\"", ""),
+                 (secret, f"its value lives in .env.{env.name}"),
+                 ("restart = [\"api\"]", "the services that use it"))
+        return "\n".join(f"{code:<{len(secret)}}  # {note}" if note else code for code, note in lines)
+
     def _about(self) -> None:
         secret = self.selected
         about = self.query_one("#secret-about", Static)
         if secret is None:
-            about.update("")
+            about.update(self._example() if not self.secrets and self._app.config.path is None else "")
             return
         text = Text()
         text.append(f"{secret.name} ", style="bold")
@@ -496,8 +515,8 @@ class SecretsScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("rotate", "rollback"):
-            if self._app.read_only:
-                return False  # read-only offers no change
+            if self._app.read_only or not self.secrets:
+                return False  # read-only offers no change; with no secret there is nothing to change
             secret = self.selected
             if action == "rollback" and (secret is None or secret.previous_kept is False):
                 return None  # shown, but nothing to roll back to

@@ -59,8 +59,17 @@ class MemberPanel(Vertical, can_focus=True):
     MemberPanel #figures { height: auto; color: $foreground; }
     MemberPanel #trend { height: 1; }
     MemberPanel #trend-label { width: 8; color: $text-muted; }
-    MemberPanel Sparkline > .sparkline--max-color { color: $accent; }
-    MemberPanel Sparkline > .sparkline--min-color { color: $primary 50%; }
+    /* The trend in the member's status colour (amber means WARN, nowhere else); neutral until it is a series. */
+    MemberPanel Sparkline > .sparkline--max-color { color: $foreground-muted; }
+    MemberPanel Sparkline > .sparkline--min-color { color: $foreground-muted; }
+    MemberPanel.-ok Sparkline > .sparkline--max-color { color: $status-ok; }
+    MemberPanel.-ok Sparkline > .sparkline--min-color { color: $status-ok 40%; }
+    MemberPanel.-warn Sparkline > .sparkline--max-color { color: $status-warn; }
+    MemberPanel.-warn Sparkline > .sparkline--min-color { color: $status-warn 40%; }
+    MemberPanel.-crit Sparkline > .sparkline--max-color { color: $status-crit; }
+    MemberPanel.-crit Sparkline > .sparkline--min-color { color: $status-crit 40%; }
+    MemberPanel Sparkline.-single > .sparkline--max-color { color: $foreground-muted; }
+    MemberPanel Sparkline.-single > .sparkline--min-color { color: $foreground-muted; }
     MemberPanel #problem { height: auto; }
     MemberPanel.-crit #problem { color: $status-crit; text-style: bold; }
     MemberPanel.-warn #problem { color: $status-warn; }
@@ -152,6 +161,7 @@ class MemberPanel(Vertical, can_focus=True):
         # One cell per round, newest on the right: a sparkline stretched over a few rounds would lie about time.
         room = max(1, self.content_size.width - 8)
         spark = self.query_one("#spark", Sparkline)
+        spark.set_class(len(series) < 2, "-single")  # one round is a dot, not a trend: no status to read into it
         spark.data = series[-room:]
         if spark.styles.width is None or spark.styles.width.value != len(spark.data):
             spark.styles.width = len(spark.data)  # grows until the history fills the panel, then stays
