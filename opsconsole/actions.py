@@ -1,4 +1,4 @@
-"""The action verbs (SPEC section 4): one argparse grammar for the CLI and for `ops` blocks.
+"""The action verbs (docs/runbooks.md#ops-blocks-action-verbs): one argparse grammar for the CLI and for `ops` blocks.
 
 `opsconsole scale worker --replicas 4` and an `ops` line `scale worker --replicas 4` go through
 the same parsers, so a runbook can never say something the command line would refuse (or the

@@ -14,7 +14,7 @@ from opsconsole import __version__, masking
 from opsconsole.errors import UserError
 
 EXIT_ERROR = 2  # a user error: config, runbook, plan, refusal
-EXIT_USAGE = 3  # a usage error (unknown verb, bad flag) in every verb (SPEC section 4); for `check` every error:
+EXIT_USAGE = 3  # a usage error (unknown verb, bad flag) in every verb (README, Command line); for `check` every error:
 # Nagios reads 3 as UNKNOWN, where 2 would page as CRITICAL
 
 

@@ -17,7 +17,7 @@ kubeconfig's current context happens to be at 3 a.m.
   to restart is restarted and waited for. No secret value is ever in argv.
 - sh blocks run in local bash where `kubectl` is a function adding `--context` and `-n` (so a block's
   `kubectl get pods` sees the environment's cluster); KUBECONFIG is set when `kubeconfig` is configured.
-- backup / restore-backup: not offered (SPEC section 6): a database in the cluster is restored by its own
+- backup / restore-backup: not offered (docs/providers.md#kubernetes): a database in the cluster is restored by its own
   tooling in a runbook block.
 """
 

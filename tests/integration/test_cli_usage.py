@@ -1,4 +1,4 @@
-"""Usage errors (an unknown verb, a bad or missing flag) exit 3 in every verb, in one line (SPEC section 4); other
+"""Usage errors (an unknown verb, a bad or missing flag) exit 3 in every verb, in one line (README, Command line); other
 user errors exit 2, except in `check`, where every error is Nagios's UNKNOWN (3)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Confirmation tiers (SPEC section 5) and the headless rules of `run`, as plain functions."""
+"""Confirmation tiers (docs/running.md#confirmation) and the headless rules of `run`, as plain functions."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ KINDS = {"change": (None, False), "destructive": (None, True), "confirm=yes": ("
 @pytest.mark.parametrize("protection,kind", sorted(EXPECTED))
 def test_confirmation_matrix_for_changes(protection, kind):
     confirm, destructive = KINDS[kind]
-    # A shell block of any role is a change: a "check" may delete as much as a "run" (SPEC section 5).
+    # A shell block of any role is a change: a "check" may delete as much as a "run" (docs/running.md#confirmation).
     for role in ("run", "rollback", "check", "verify"):
         assert confirmation_for(protection, block(role, confirm), destructive) == EXPECTED[protection, kind]
 
