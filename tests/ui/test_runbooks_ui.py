@@ -408,3 +408,37 @@ async def test_member_params_are_chosen_from_the_environment(workspace):
         target.value = "cache"
         app.screen.submit()
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), 5, "the run screen")
+
+
+async def test_a_follow_command_runs_until_go_on_then_the_run_goes_on(workspace):
+    """`tail -f` in a step: the run screen offers `g` (go on); pressing it ends the step as a success with its
+    output shown, and the next step runs."""
+    (workspace.dir / "runbooks" / "follow.md").write_text(textwrap.dedent("""\
+        # Follow
+
+        ## Watch the log
+        ```sh
+        : > app.log
+        (i=0; while true; do i=$((i+1)); echo "log line $i" >> app.log; sleep 0.1; done) &
+        tail -n +1 -f app.log
+        ```
+
+        ## After
+        ```sh
+        echo after > after.txt
+        ```
+        """))
+    app = workspace(protection="open")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.start_runbook(workspace.dir / "runbooks" / "follow.md")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), 5, "the run screen")
+        run = app.screen
+        assert not run.check_action("go_on", ())  # nothing to go on from yet
+        await pilot.press("s")
+        await wait_until(pilot, lambda: run.following is not None, 20, "the follow command")
+        log = workspace.dir / "app.log"
+        await wait_until(pilot, lambda: log.exists() and log.read_text().count("\n") >= 3, 20, "the streamed output")
+        assert run.check_action("go_on", ()) and "g · go on" in str(run.query_one("#state", Static).render())
+        await pilot.press("g")
+        await wait_until(pilot, lambda: run.finished is not None, 20, "the run to finish")
+        assert run.finished == "succeeded" and (workspace.dir / "after.txt").read_text() == "after\n"

@@ -103,6 +103,11 @@ class TuiPrompter:
         decision = self._ask(dialog)
         return decision if isinstance(decision, Decision) else Decision("abort")
 
+    def follow(self, step: PlannedStep, block: PlannedBlock, stop: threading.Event) -> Any:
+        """A follow command (`logs -f`) streams until the engineer presses `g` (go on); `a` still aborts."""
+        self.app.call_from_thread(self.screen.following_started, stop)
+        return lambda: self.app.call_from_thread(self.screen.following_ended)
+
     def output(self, line: str) -> None:
         line = masking.printable(line)
         self.recent.append(line)
@@ -135,6 +140,7 @@ class RunScreen(Screen[None]):
     BINDINGS = [
         Binding("s", "start", "Start", id="run-start"),
         Binding("a", "abort", "Abort", id="run-abort"),
+        Binding("g", "go_on", "Go on", id="run-go-on"),  # ends a follow command (logs -f) as a success
         Binding("escape", "leave", "Back", id="back"),
     ]
 
@@ -148,6 +154,7 @@ class RunScreen(Screen[None]):
         self.inbox: deque[tuple[str, Any]] = deque()
         self.statuses: dict[int, str] = {s.index: "pending" for s in plan.steps}
         self.running = False
+        self.following: threading.Event | None = None  # set to end the follow command that runs now
         self.finished: str | None = None
         self.record: RunRecord | None = None
         self.members = touched_members(plan)
@@ -293,7 +300,24 @@ class RunScreen(Screen[None]):
             return not self.running and self.finished is None and not self.app.read_only  # type: ignore[attr-defined]
         if action == "abort":
             return (not self.cancel.is_set() or None) if self.running else False
+        if action == "go_on":
+            return self.running and self.following is not None
         return True
+
+    def following_started(self, stop: threading.Event) -> None:
+        self.following = stop
+        self._state("following the output… g · go on (the step succeeds) · a · abort", "")
+        self.refresh_bindings()
+
+    def following_ended(self) -> None:
+        self.following = None
+        if self.running and not self.cancel.is_set():
+            self._state("running… a · abort (the run stays resumable)", "")
+        self.refresh_bindings()
+
+    def action_go_on(self) -> None:
+        if self.following is not None:
+            self.following.set()
 
     def action_start(self) -> None:
         notify_once = self.app.notify_once  # type: ignore[attr-defined]
