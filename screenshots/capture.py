@@ -126,6 +126,11 @@ async def capture_secrets(text: str, env: str, size: tuple[int, int]) -> None:
         print("wrote screenshots/rotate-secret.svg")
 
 
+# The README shows the app as it looks in a laptop's 80x24 terminal and on a large screen.
+SMALL = (80, 24)
+LARGE = (200, 50)
+
+
 def main() -> None:
     # The journal records the git identity; the pictures show an on-call engineer's, not this machine's.
     os.environ.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="user.name", GIT_CONFIG_VALUE_0="Ana On-call",
@@ -135,16 +140,16 @@ def main() -> None:
         stack.fill_queue(420)
         text = stack.config_text()
         drain = lambda i: stack.drain_queue(30)  # noqa: E731
-        asyncio.run(capture(text, "dashboard-healthy.svg", "staging", (110, 30), between=drain))
-        asyncio.run(capture(text, "dashboard-production.svg", "production", (110, 30), between=drain))
+        asyncio.run(capture(text, "dashboard-healthy.svg", "staging", SMALL, between=drain))
+        asyncio.run(capture(text, "dashboard-production.svg", "production", LARGE, between=drain))
         asyncio.run(capture(text.replace("[opsconsole]\n", '[opsconsole]\ntheme = "opsconsole-light"\n', 1),
-                            "dashboard-light.svg", "staging", (110, 30), between=drain))
-        asyncio.run(capture(text, "detail.svg", "staging", (110, 30), between=drain, keys=("enter",)))
+                            "dashboard-light.svg", "staging", SMALL, between=drain))
+        asyncio.run(capture(text, "detail.svg", "staging", SMALL, between=drain, keys=("enter",)))
 
         stack.fill_queue(240)  # a backlog for the run to check: a queue that is not there proves nothing
-        asyncio.run(capture_run(text, "staging", "run-screen.svg", (130, 34), finish=True))
-        asyncio.run(capture_run(text, "production", "confirm-typed.svg", (110, 30), finish=False))
-        asyncio.run(capture_secrets(text, "staging", (110, 30)))
+        asyncio.run(capture_run(text, "staging", "run-screen.svg", LARGE, finish=True))
+        asyncio.run(capture_run(text, "production", "confirm-typed.svg", SMALL, finish=False))
+        asyncio.run(capture_secrets(text, "staging", SMALL))
 
         stack.fill_queue(880)
         degraded = stack.config_text(api_path="/health")
@@ -152,9 +157,9 @@ def main() -> None:
         def worsen(i: int) -> None:
             stack.redis.cli("LPUSH", "emails", *[f"late-{i}-{j}" for j in range(40)])
 
-        asyncio.run(capture(degraded, "dashboard-degraded.svg", "staging", (110, 30), rounds=8, between=worsen))
+        asyncio.run(capture(degraded, "dashboard-degraded.svg", "staging", LARGE, rounds=8, between=worsen))
         stack.redis.stop(signal.SIGKILL)
-        asyncio.run(capture(degraded, "dashboard-down.svg", "staging", (110, 30), rounds=3))
+        asyncio.run(capture(degraded, "dashboard-down.svg", "staging", SMALL, rounds=3))
     finally:
         stack.close()
 
