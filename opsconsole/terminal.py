@@ -97,6 +97,8 @@ def _block_lines(block: PlannedBlock, environment: str) -> list[str]:
             out.append(f"    | ... ({len(shown) - 6} more lines)")
     if block.block.lang == "ops":
         out.extend(f"    -> {call.display}" for call in block.calls)
+    elif len(block.calls) == 1:  # what the script runs through on this provider: the same bytes the run uses
+        out.extend(f"    {line}" for line in block.calls[0].display.splitlines() if line.startswith("# through: "))
     return out
 
 

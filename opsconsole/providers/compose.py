@@ -122,7 +122,9 @@ class ComposeProvider(Provider):
     def shell(self, script: str) -> runner.Command:
         cmd = bash(script, self.project_dir)
         env = {**cmd.env, "COMPOSE_FILE": str(self.compose_file), "COMPOSE_PROJECT_NAME": self.project}
-        return runner.Command(cmd.argv, display=cmd.display, stdin=cmd.stdin, env=env, cwd=cmd.cwd)
+        through = f"# through: bash -e -c in {self.project_dir}, docker compose -f {self.compose_file} -p {self.project}"
+        return runner.Command(cmd.argv, display=f"{cmd.display.rstrip()}\n{through}", stdin=cmd.stdin, env=env,
+                              cwd=cmd.cwd)
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output,
                 cancel: threading.Event | None = None) -> runner.Result:

@@ -104,7 +104,9 @@ class KubernetesProvider(Provider):
     # --- context ---------------------------------------------------------------------------------------------
 
     def shell(self, script: str) -> runner.Command:
-        cmd = bash(_WRAPPER + script, self.base_dir, display=script)
+        # Plan and the journal show the script and what it runs through: the same kubectl every command gets.
+        through = shlex.join((self.kubectl, "--context", self.context, "-n", self.namespace))
+        cmd = bash(_WRAPPER + script, self.base_dir, display=f"{script.rstrip()}\n# through: bash -e -c, kubectl = {through}")
         env = {**cmd.env, **self.env_vars, "OPSCONSOLE_KUBECTL": self.kubectl,
                "OPSCONSOLE_KUBE_CONTEXT": self.context, "OPSCONSOLE_KUBE_NAMESPACE": self.namespace}
         return runner.Command(cmd.argv, display=cmd.display, stdin=cmd.stdin, env=env, cwd=cmd.cwd)

@@ -319,6 +319,8 @@ def test_a_runbook_with_ops_blocks_plans_and_runs_them_in_order(home):
     assert plan.returncode == 0, plan.stderr
     assert (f"    migrate api\n    deploy api\n    -> {COMPOSE} run --rm -T api python manage.py migrate --noinput\n"
             f"    -> {COMPOSE} up -d --build api\n") in plan.stdout
+    # The verify block's shell shows the compose project its `docker compose` calls reach.
+    assert "    # through: bash -e -c in " in plan.stdout and " -p shop\n" in plan.stdout
     assert home.calls() == []
     proc = home.run("run", "release", "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr

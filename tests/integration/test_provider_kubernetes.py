@@ -335,6 +335,9 @@ def test_sh_blocks_get_the_environments_context_and_namespace(home):
         """))
     plan = home.run("plan", "look")
     assert "    kubectl get secret shop-secrets -o json | python3" in plan.stdout
+    # The plan names the kubectl every command of the script gets, as the run does.
+    assert re.search(r"^    # through: bash -e -c, kubectl = \S*kubectl --context \S+ -n \S+$", plan.stdout, re.M), \
+        plan.stdout
     proc = home.run("run", "look", "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "    | ['DB_PASSWORD', 'JWT_SECRET']\n" in proc.stdout

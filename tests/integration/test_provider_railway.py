@@ -328,6 +328,9 @@ def test_scale_reads_numreplicas_first_and_the_rollback_restores_it(home, railwa
     assert plan.returncode == 0, plan.stderr
     assert ('    -> serviceInstanceUpdate(serviceId: "svc-worker", environmentId: "env-1", input: {numReplicas: 5}): '
             'worker from 2 to 5 replica(s), then read back\n') in plan.stdout
+    # What the shell block runs through shows in the plan, as the run shows it: no wrapper appears only at run time.
+    assert ('    test "$RAILWAY_SERVICE_NAME" = never-set\n    # through: railway run --project proj-1 --environment '
+            'env-1 -- bash -e -c\n') in plan.stdout
     assert railway.ops() == ["OpsconsoleServiceInstance"] and railway.replicas["svc-worker"] == 2
 
     proc = home.run("run", "scale", "-p", "replicas=5", "--yes", "--on-failure", "rollback")
