@@ -144,6 +144,7 @@ class PlannedBlock:
             "confirmation": self.confirmation, "destructive": self.destructive, "refused": self.refused,
             "deferred_from": self.deferred_from, "timeout_s": self.timeout_s,
             "timeout_default": self.timeout_is_default, "follows": self.block.follows,
+            "generates_secret": self.block.generates_secret,
         }
 
 
@@ -815,7 +816,9 @@ class Engine:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.1)
             if len(calls) > 1:  # a single call was shown with its block
                 self._event("call-started", f"    $ {_indent(call.display, 6)}", step=step, block=block)
-            if block.block.follows:
+            if block.block.generates_secret:
+                result = self._generate(step, block, call, remaining)
+            elif block.block.follows:
                 result = self._follow(step, block, call, remaining)
             else:
                 result = self.provider.execute(call, remaining, self.prompter.output, self.cancel)
@@ -830,6 +833,21 @@ class Engine:
             recorded.update(values)
             state.recorded.update(values)
         return True, "exit 0"
+
+    def _generate(self, step: PlannedStep, block: PlannedBlock, call: Call, remaining: float | None) -> runner.Result:
+        """A block that prints a new secret: every line it prints is masked from now on (screen, journal, later
+        output) and none is shown; the journal keeps no output of it."""
+        hidden = [0]
+
+        def swallow(line: str) -> None:
+            masking.register(line.strip())
+            hidden[0] += 1
+
+        result = self.provider.execute(call, remaining, swallow, self.cancel)
+        self._event("note", f"    {hidden[0]} line(s) of output hidden: this block generates a secret, now masked "
+                            "wherever it appears", step=step, block=block)
+        return runner.Result(result.exit_status, "", result.duration_s, timed_out=result.timed_out,
+                             error=result.error, recorded=result.recorded)
 
     def _follow(self, step: PlannedStep, block: PlannedBlock, call: Call, remaining: float | None) -> runner.Result:
         """A command that streams until stopped (`logs -f`): it runs until the engineer goes on (the prompter's

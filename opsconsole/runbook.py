@@ -31,7 +31,7 @@ MEMBER_KINDS = ALL_KINDS + ("service", "queue")
 ROLES = ("run", "check", "verify", "rollback")
 CONFIRMS = ("none", "yes", "typed")
 SHELL_LANGUAGES = ("sh", "bash", "shell", "zsh")
-ATTRIBUTE_KEYS = ("role", "confirm", "timeout", "retries")  # ours; others (Runme's) are kept, ignored
+ATTRIBUTE_KEYS = ("role", "confirm", "timeout", "retries", "secret")  # ours; others (Runme's) are kept, ignored
 
 _PARAM_KEYS = ("type", "default", "required", "min", "max", "choices", "pattern", "description", "kind")
 _MEMBER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*\Z")  # as config names members
@@ -101,6 +101,13 @@ class Block:
     line: int  # line of the opening fence
     attrs: Mapping[str, object] = field(default_factory=dict)  # every attribute as parsed
     expected: str = ""  # a terminal session's output as the doc shows it (console blocks, `$ ` prompts)
+
+    @property
+    def generates_secret(self) -> bool:
+        """A block that prints a new secret (`openssl rand -hex 32`, `pwgen`, `uuidgen`, `head -c 32 /dev/urandom`,
+        Python's `secrets`), or says `{"secret": true}`: its output is a value nobody may see. It never reaches the
+        screen or the journal, and every line of it is masked for the rest of the run."""
+        return self.attrs.get("secret") in (True, "true") or (self.lang == "sh" and generates_secret(self.source))
 
     @property
     def follows(self) -> bool:
@@ -620,6 +627,8 @@ class _Reader:
                                   line)
             else:
                 retries = value
+        if "secret" in attrs and attrs["secret"] not in (True, False, "true", "false"):
+            self.problems.add(f"secret must be true or false, got {attrs['secret']!r}", line)
         name = attrs.get("name")
         return Block(lang=lang, role=role, confirm=confirm, timeout_s=timeout_s, retries=retries,
                      name=None if name is None else str(name), source=content, line=line, attrs=attrs,
@@ -790,6 +799,19 @@ _FOLLOW = re.compile(
     r"|watch\s"  # watch -n 2 kubectl get pods
     r"|kubectl\s+get\b[^;&|#]*\s(?:-w|--watch)(?=\s|$|[;&|])"  # kubectl get pods -w
     r")")
+
+
+_GENERATOR = re.compile(
+    r"(?:^|[;&|(`]|\$\(|\s)(?:"
+    r"openssl\s+rand\b|pwgen\b|uuidgen\b|apg\b|mkpasswd\b|gpg\s+--gen-random\b"
+    r"|(?:head|dd)\b[^;&|#\n]*/dev/u?random|/dev/u?random\b"
+    r"|python3?\s+-c\s+['\"][^'\"]*\bsecrets\.token_|node\s+-e\s+['\"][^'\"]*randomBytes"
+    r")")
+
+
+def generates_secret(source: str) -> bool:
+    """Whether a shell script prints a freshly generated secret (a line that is not a comment calls a generator)."""
+    return any(_GENERATOR.search(line) for line in source.split("\n") if not line.lstrip().startswith("#"))
 
 
 def follows(source: str) -> bool:

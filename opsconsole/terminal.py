@@ -77,6 +77,8 @@ def _block_lines(block: PlannedBlock, environment: str) -> list[str]:
                        + (" (default)" if block.timeout_is_default else ""))
     if block.block.retries:
         details.append(f"retries {block.block.retries}")
+    if block.block.generates_secret:
+        details.append("prints a new secret: its output is hidden and masked from then on")
     if block.block.follows:
         limit = block.block.timeout_s or FOLLOW_HEADLESS_S
         details.append(f"follows its output until you go on; {limit:g}s without a terminal")

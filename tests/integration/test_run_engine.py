@@ -244,3 +244,37 @@ def test_a_follow_command_ends_when_the_engineer_goes_on_and_an_abort_still_abor
 
     aborted = Engine(build_plan(cfg, "local", book, {}), store, cfg, "local", Aborts([]), cancel=cancel).run()
     assert aborted.status == "aborted" and not (home / "after.log").exists()
+
+
+def test_a_generated_secret_never_reaches_the_screen_or_the_journal(setup):
+    """`openssl rand -hex 32` in a doc prints the new secret: its output is hidden, and the value is masked where
+    a later block prints it again."""
+    cfg, _, store, home = setup
+    book, problems = parse("# Rotate\n\n## Generate\n```bash\n# a new secret\nopenssl rand -hex 16 | tee token.txt\n"
+                           "echo generated\n```\n\n## Use\n```bash\necho \"using $(cat token.txt)\"\n```\n",
+                           home / "rotate.md")
+    assert problems == () and book.steps[0].blocks[0].generates_secret and not book.steps[1].blocks[0].generates_secret
+    plan = build_plan(cfg, "local", book, {})
+    assert plan.steps[0].blocks[0].to_json()["generates_secret"] is True
+    prompter = Recorder([])
+    record = Engine(plan, store, cfg, "local", prompter).run()
+    assert record.status == "succeeded", prompter.failures
+    token = (home / "token.txt").read_text().strip()
+    assert len(token) == 32
+    shown = "\n".join(prompter.lines)
+    assert token not in shown and "generated" not in shown  # the generating block shows nothing
+    assert "using ***" in shown  # and the value is masked where it shows again
+    assert token.encode() not in b"".join(p.read_bytes() for p in home.glob("journal.sqlite3*"))
+
+
+@pytest.mark.parametrize(("source", "generates"), [
+    ("openssl rand -hex 32\n", True), ("NEW=$(openssl rand -base64 24)\n", True), ("pwgen -s 32 1\n", True),
+    ("uuidgen\n", True), ("head -c 32 /dev/urandom | base64\n", True),
+    ("python3 -c 'import secrets; print(secrets.token_urlsafe(32))'\n", True),
+    ("# openssl rand -hex 32 would print one\necho hi\n", False), ("openssl x509 -in cert.pem -noout\n", False),
+    ("echo random\n", False),
+])
+def test_what_generates_a_secret(source, generates):
+    from opsconsole import runbook
+
+    assert runbook.generates_secret(source) is generates

@@ -762,3 +762,10 @@ def test_a_missing_runbooks_folder_leaves_the_shipped_ones_unless_the_config_nam
     assert [s.label for s in runbook.search_path(tmp_path / "runbooks")] == ["built-in"]
     with pytest.raises(UserError, match="no runbooks directory at"):
         runbook.search_path(tmp_path / "typo", configured=True)
+
+
+def test_the_secret_attribute_is_true_or_false(write):
+    line, message = only_problem(write('## Make\n```sh {"secret": "maybe"}\necho x\n```\n'))
+    assert line == 2 and message == "secret must be true or false, got 'maybe'"
+    book = runbook.load(write('## Make\n```sh { secret=true }\necho x\n```\n', name="ok.md"))
+    assert book.steps[0].blocks[0].generates_secret
