@@ -280,7 +280,7 @@ class RailwayProvider(Provider):
                 "--", *command)
 
     def shell(self, script: str) -> runner.Command:
-        inner = bash(script, self.base_dir)
+        inner = bash(_WRAPPER + script, self.base_dir, display=script)
         shell_service = self.env.provider_options.get("shell_service")
         service_id = None
         if shell_service is not None:
@@ -291,8 +291,11 @@ class RailwayProvider(Provider):
             service_id = self.service_id(target)
         argv = self.run_argv(service_id, *inner.argv)
         head = shlex.join(self.run_argv(service_id, "bash", "-e", "-c"))
-        return runner.Command(argv, display=f"{inner.display}\n# through: {head}", stdin=inner.stdin,
-                              env={**inner.env, **self.token_env()}, cwd=self.base_dir)
+        pinned = {"OPSCONSOLE_RAILWAY": self.cli, "OPSCONSOLE_RAILWAY_PROJECT": self.project_id,
+                  "OPSCONSOLE_RAILWAY_ENVIRONMENT": self.environment_id}
+        return runner.Command(argv, display=f"{inner.display}\n# through: {head}\n# railway in the script: pinned to "
+                                            f"environment {self.environment_id}; a nested `railway run` is unwrapped",
+                              stdin=inner.stdin, env={**inner.env, **self.token_env(), **pinned}, cwd=self.base_dir)
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output,
                 cancel: threading.Event | None = None) -> runner.Result:
@@ -432,6 +435,50 @@ class RailwayProvider(Provider):
 
 
 # --- in-process calls (GraphQL) --------------------------------------------------------------------------------
+
+# The `railway` a runbook's script calls, as kubectl is bound for kubernetes: it already runs inside
+# `railway run` for this project and environment, so a nested `railway run [flags] [--] CMD` runs CMD itself (the
+# same variables; with its own --service, a real nested run pinned to this project and environment); the commands
+# that take --environment get this one unless they name one; and `variables set KEY=VALUE` passes VALUE on stdin
+# (`--stdin`) from a shell function, so a secret never sits in any process's argv.
+_WRAPPER = r"""railway() {
+  local sub="${1:-}" cli="$OPSCONSOLE_RAILWAY" env="$OPSCONSOLE_RAILWAY_ENVIRONMENT"
+  case "$sub" in
+    run|local)
+      shift
+      local service=""
+      while [ $# -gt 0 ]; do
+        case "$1" in
+          --) shift; break ;;
+          -s|--service) service="$2"; shift 2 ;;
+          --service=*) service="${1#*=}"; shift ;;
+          -e|--environment|-p|--project) shift 2 ;;
+          -*) shift ;;
+          *) break ;;
+        esac
+      done
+      if [ -n "$service" ]; then
+        command "$cli" run --project "$OPSCONSOLE_RAILWAY_PROJECT" --environment "$env" --service "$service" -- "$@"
+      else
+        "$@"
+      fi ;;
+    variables|variable|vars|var)
+      local pinned=()
+      case " $* " in *" -e "*|*" --environment "*|*" --environment="*) ;; *) pinned=(--environment "$env") ;; esac
+      if [ "${2:-}" = set ] && [ $# -ge 3 ] && [[ "$3" == *=* ]]; then
+        local pair="$3"; shift 3
+        printf '%s' "${pair#*=}" | command "$cli" "$sub" set "${pair%%=*}" --stdin "${pinned[@]}" "$@"
+      else
+        command "$cli" "$@" "${pinned[@]}"
+      fi ;;
+    logs|up|connect)
+      case " $* " in *" -e "*|*" --environment "*|*" --environment="*) command "$cli" "$@" ;;
+        *) command "$cli" "$@" --environment "$env" ;; esac ;;
+    *) command "$cli" "$@" ;;
+  esac
+}
+"""
+
 
 def _collect(on_output: Output, lines: list[str]) -> Output:
     def out(line: str) -> None:

@@ -525,3 +525,45 @@ def test_an_api_error_while_deploying_fails_the_step_in_one_line(home, railway):
     assert proc.returncode == 1
     assert re.search(r'Step 1 failed: deploymentRedeploy\(id: "dep-1"\).*\.\.\.: the Railway API refused OpsconsoleRedeploy: '
                      r'Deployment cannot be redeployed\n', proc.stdout)
+
+
+PLAIN = Path(__file__).resolve().parent.parent / "fixtures" / "plain" / "common-operations.md"
+
+
+def test_a_plain_operations_doc_runs_on_railway_pinned_and_without_leaking_the_secret(home, railway):
+    """The four-section doc of a real project: four steps with their headings; every `railway` call inside the
+    scripts pinned to the environment; the nested `railway run npx …` unwrapped; `variables set JWT_SECRET=…`
+    passing the value on stdin, never in an argv; the generated secret and the given one in no output, journal or
+    argv; `railway logs -f` ending (headless: at its timeout) as a success."""
+    doc = PLAIN.read_text().replace("```bash\n# Deploy the latest build", '```bash {"timeout": "2s"}\n# Deploy the latest build', 1)
+    (home.root / "runbooks" / "ops.md").write_text(doc)
+    secret = "jwt-new-value-5d1e9a2b7c"
+    plan = home.run("plan", "ops", "-p", f"new_secret={secret}")
+    assert plan.returncode == 0, plan.stderr
+    assert [line for line in plan.stdout.splitlines() if line.startswith("Step ")] == [
+        "Step 1. Deploy New Version  (in Common operations)", "Step 2. Database Migration  (in Common operations)",
+        "Step 3. Scale Workers  (in Common operations)", "Step 4. Rotate Secrets  (in Common operations)"]
+    assert "    # through: railway run --project proj-1 --environment env-1 -- bash -e -c\n" in plan.stdout
+    assert "prints a new secret: its output is hidden" in plan.stdout and secret not in plan.stdout
+
+    proc = home.run("run", "ops", "-p", f"new_secret={secret}", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().endswith("succeeded")
+    assert "stopped following (followed for 2 s" in proc.stdout and "log line 1" in proc.stdout
+    calls = home.calls()
+    inner = [c for c in calls if c.get("tool", "railway") == "railway" and c["argv"][:1] != ["run"]]
+    assert [c["argv"][0] for c in inner] == ["redeploy", "logs", "service", "variables", "redeploy"]
+    logs = next(c for c in inner if c["argv"][0] == "logs")
+    assert logs["argv"][-2:] == ["--environment", "env-1"]  # pinned
+    setting = next(c for c in inner if c["argv"][0] == "variables")
+    assert setting["argv"] == ["variables", "set", "JWT_SECRET", "--stdin", "--environment", "env-1"]
+    assert setting["stdin_bytes"] == len(secret)  # the value went on stdin
+    state = json.loads(home.state.read_text())["railway"]
+    assert state["variables"]["shared"]["JWT_SECRET"] == secret
+    # The nested `railway run npx prisma migrate deploy` ran npx itself, inside the one `railway run`.
+    npx = [c for c in calls if c.get("tool") == "npx"]
+    assert [c["argv"] for c in npx] == [["prisma", "migrate", "deploy"]]
+    assert sum(1 for c in calls if c["argv"][:1] == ["run"]) == 4  # one railway run per step, none nested
+    never_shown(proc, home, secret)
+    generated = [line for line in proc.stdout.splitlines() if re.fullmatch(r"\s*\|\s*[0-9a-f]{64}", line)]
+    assert generated == []  # `openssl rand -hex 32` printed nothing that reached the screen
