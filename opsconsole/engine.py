@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from opsconsole import actions, masking, runner
+from opsconsole import actions, lint, masking, runner
 from opsconsole.errors import UserError
 from opsconsole.lock import LockLost
 from opsconsole.providers import Call, Provider, for_environment, plan_action, records_of
@@ -195,12 +195,18 @@ class Plan:
     def refused(self) -> tuple[tuple[PlannedStep, PlannedBlock], ...]:
         return tuple((s, b) for s in self.steps for b in s.blocks if b.refused)
 
+    @property
+    def advice(self) -> list[lint.Advice]:
+        """What a reviewer would say about the runbook's shell blocks, by line (lint.py): advice, not a refusal."""
+        return lint.advice(self.runbook)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "runbook": self.runbook.name, "path": str(self.runbook.path), "title": self.runbook.title,
             "content_hash": self.runbook.content_hash, "environment": self.environment, "provider": self.provider,
             "protection": self.protection, "read_only": self.read_only, "params": dict(self.params),
             "fingerprint": self.fingerprint, "steps": [s.to_json() for s in self.steps],
+            "advice": [{"line": a.line, "message": a.message} for a in self.advice],
         }
 
 
@@ -528,6 +534,7 @@ class Engine:
                             f"({step.title}) would change it; nothing was run")
         try:  # what is shown must be what runs: a hidden character in a block is refused where names are typed
             refuse_invisible(self.plan.runbook, self.plan.environment, self.plan.protection)
+            lint.refuse_development(self.plan.runbook, self.plan.environment, self.plan.protection)
         except UserError as exc:
             raise UserError(f"{exc.message}; nothing was run", exc.path, exc.line) from None
         done: dict[int, StepRecord] = {}

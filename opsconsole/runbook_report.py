@@ -53,6 +53,9 @@ def validate(paths: list[Path], environment: Environment | None = None) -> tuple
         else:
             assert book is not None
             lines.append(f"{shown(path)}: ok, {_steps(len(book.steps))}")
+            from opsconsole import lint
+
+            lines.extend(f"{shown(path)}:{a.line}: advice: {a.message}" for a in lint.advice(book))
     lines.append(f"{len(files)} runbook{'s' if len(files) != 1 else ''} checked: "
                  f"{len(files) - invalid} valid, {invalid} invalid")
     return "\n".join(lines), invalid

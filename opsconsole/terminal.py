@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from opsconsole import masking, runbook
+from opsconsole import lint, masking, runbook
 from opsconsole.engine import (FOLLOW_HEADLESS_S, Decision, Failure, HeadlessPrompter, Plan, PlannedBlock,
                                PlannedStep, confirmed_together, shown_commands)
 from opsconsole.errors import UserError
@@ -62,10 +62,16 @@ def format_plan(plan: Plan) -> str:
     if refused:
         summary += f", {len(refused)} refused: {plan.environment} is read-only; `run` would stop before anything"
     lines.append(summary)
-    try:
-        runbook.refuse_invisible(rb, plan.environment, plan.protection)
-    except UserError as exc:
-        lines.append(f"REFUSED: line {exc.line}: {exc.message}; `run` would stop before anything")
+    for check in (runbook.refuse_invisible, lint.refuse_development):
+        try:
+            check(rb, plan.environment, plan.protection)
+        except UserError as exc:
+            lines.append(f"REFUSED: line {exc.line}: {exc.message}; `run` would stop before anything")
+            break
+    advice = plan.advice
+    if advice:
+        lines.append(f"Advice ({len(advice)}):")
+        lines.extend(f"  line {a.line}: {a.message}" for a in advice)
     lines.append(f"Fingerprint: {plan.fingerprint}")
     return masking.mask("\n".join(lines))
 

@@ -81,3 +81,22 @@ def test_a_new_run_after_an_unfinished_one_says_how_to_resume_it(tmp_path):
     newest = opsconsole(tmp_path, "run", "two", "--yes")
     assert newest.returncode == 0 and "note:" in newest.stderr  # the one just before still stopped at step 2
     assert "note:" not in opsconsole(tmp_path, "run", "two", "--yes").stderr  # the newest succeeded: nothing to say
+
+
+def test_a_development_only_command_is_refused_on_a_typed_environment_and_advised_elsewhere(tmp_path):
+    (tmp_path / "opsconsole.toml").write_text('[opsconsole]\njournal = "j.sqlite3"\n'
+                                              '[environments.prod]\nprovider = "local"\nprotection = "typed"\n'
+                                              '[environments.dev]\nprovider = "local"\n')
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "schema.md").write_text("# Schema\n\n## Mark\n```sh\ntouch marked\n```\n\n"
+                                                     "## Push\n```sh\nnpx prisma migrate dev --name init || true\n```\n")
+    plan = opsconsole(tmp_path, "plan", "schema", "--env", "prod")
+    assert plan.returncode == 0
+    assert ("REFUSED: line 10: `prisma migrate dev/reset` may reset the database: a development-only command does "
+            "not run on 'prod' (protection typed)") in plan.stdout
+    assert "Advice (1):\n  line 10: `prisma migrate dev/reset` may reset the database" in plan.stdout
+    run = opsconsole(tmp_path, "run", "schema", "--env", "prod", "--yes", "--confirm-env", "prod")
+    assert run.returncode == 2 and "does not run on 'prod'" in run.stderr and "nothing was run" in run.stderr
+    assert not (tmp_path / "marked").exists()  # refused before the first step
+    dev = opsconsole(tmp_path, "run", "schema", "--env", "dev", "--yes")
+    assert dev.returncode == 0 and (tmp_path / "marked").exists()  # advice only where the name is not typed

@@ -113,6 +113,8 @@ Step 3. Rotate the signing key
     -> ./restart.sh api
 
 4 change block(s)
+Advice (1):
+  line 23: {{{{ token }}}} is a secret and lands in this command's argv, which every user of the host can read (ps): pass it on stdin or in an environment variable
 Fingerprint: {fingerprint}
 """
 
