@@ -745,6 +745,8 @@ class Engine:
         if not self._confirmed(step, block, calls, state, forward):
             return Failure(step, block, "confirm", _CANCELLED, attempt)
         ok, message = self._commands(step, block, calls, state, timeout_s=block.timeout_s)
+        if block.block.expected:
+            self._compare_expected(step, block, state)
         if not ok:  # with what it printed last, for the failure dialog
             result = runner.Result(state.exit_status if state.exit_status is not None else 1, state.tail(), 0.0)
             return Failure(step, block, "run", message, attempt, result)
@@ -840,6 +842,19 @@ class Engine:
             recorded.update(values)
             state.recorded.update(values)
         return True, "exit 0"
+
+    def _compare_expected(self, step: PlannedStep, block: PlannedBlock, state: _Attempt) -> None:
+        """A copied terminal session shows the output the doc expects: when the real output lacks some of its
+        lines, the journal notes it (names, ages and counts often differ: a note, never a failure)."""
+        expected = [" ".join(line.split()) for line in block.block.expected.splitlines() if line.strip()]
+        seen = {" ".join(line.split()) for line in state.tail().splitlines()}
+        missing = [line for line in expected if line not in seen]
+        if not missing:
+            return
+        note = (f"output differs from what the doc shows: {len(expected) - len(missing)} of {len(expected)} "
+                f"line(s) seen; first missing: {_one_line(masking.mask(missing[0]), 80)}")
+        state.verification.append(note)
+        self._event("note", f"    {note}", step=step, block=block)
 
     def _generate(self, step: PlannedStep, block: PlannedBlock, call: Call, remaining: float | None) -> runner.Result:
         """A block that prints a new secret: every line it prints is masked from now on (screen, journal, later

@@ -278,3 +278,17 @@ def test_what_generates_a_secret(source, generates):
     from opsconsole import runbook
 
     assert runbook.generates_secret(source) is generates
+
+
+def test_a_session_block_notes_in_the_journal_when_its_output_differs_from_the_doc(setup):
+    cfg, _, store, home = setup
+    book, problems = parse("# Session\n\n## Same\n```console\n$ echo ready\nready\n```\n\n## Different\n"
+                           "```console\n$ echo 'pods: 2'\npods: 3\n```\n", home / "session.md")
+    assert problems == ()
+    prompter = Recorder([])
+    record = Engine(build_plan(cfg, "local", book, {}), store, cfg, "local", prompter).run()
+    assert record.status == "succeeded"  # a note, never a failure
+    same, different = record.latest_steps()[1], record.latest_steps()[2]
+    assert not any("differs" in v for v in same.verification.split("\n"))
+    assert "output differs from what the doc shows: 0 of 1 line(s) seen; first missing: pods: 3" in \
+        different.verification
