@@ -573,7 +573,7 @@ def _execute(args: argparse.Namespace, cfg, env, plan, store, resume) -> int:
         from opsconsole import resume as resume_mod
 
         earlier = resume_mod.unfinished_of(store, plan.environment, plan.runbook)
-        if earlier is not None:
+        if earlier is not None and earlier.content_hash == plan.runbook.content_hash:  # else it cannot resume
             print(f"note: run {earlier.run_id} of {args.runbook} {earlier.status} at step "
                   f"{min(earlier.steps_done + 1, earlier.steps_total)}/{earlier.steps_total} "
                   f"({earlier.started_at.astimezone().strftime('%Y-%m-%d %H:%M %Z')}); this is a new run from step 1 "

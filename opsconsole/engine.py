@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +46,13 @@ VERIFY_TIMEOUT_S = 60.0
 SH_TIMEOUTS_S = {"run": 3600.0, "rollback": 3600.0, "check": 300.0}
 # A follow command (`tail -f`, `kubectl logs -f`) where nobody can press a key to go on: watched this long.
 FOLLOW_HEADLESS_S = 60.0
+
+
+def _token_like(word: str) -> bool:
+    """A word a generator printed that may be the secret: 8+ characters of a token's alphabet with a digit, or 20+
+    (hex, base64, a UUID, pwgen's words); not `done` or `configured`, which masking everywhere would garble."""
+    return len(word) >= 8 and bool(re.fullmatch(r"[A-Za-z0-9+/=_.:~!@#%^&*-]+", word)) and \
+        (any(c.isdigit() for c in word) or len(word) >= 20)
 
 
 class _Either:
@@ -198,7 +206,7 @@ class Plan:
     @property
     def advice(self) -> list[lint.Advice]:
         """What a reviewer would say about the runbook's shell blocks, by line (lint.py): advice, not a refusal."""
-        return lint.advice(self.runbook)
+        return lint.advice(self.runbook, self.provider)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -862,7 +870,9 @@ class Engine:
         hidden = [0]
 
         def swallow(line: str) -> None:
-            masking.register(line.strip())
+            for word in line.split():  # `pwgen 12 3` prints three on a line
+                if _token_like(word):
+                    masking.register(word)
             hidden[0] += 1
 
         result = self.provider.execute(call, remaining, swallow, self.cancel)
@@ -883,12 +893,19 @@ class Engine:
             limit = block.block.timeout_s or FOLLOW_HEADLESS_S
             bound = limit if remaining is None else min(limit, remaining)
         started = time.monotonic()
+        seen: list[str] = []  # what it printed, kept for the journal when it is stopped
+
+        def output(line: str) -> None:
+            seen.append(line)
+            del seen[:-200]
+            self.prompter.output(line)
+
         try:
-            result = self.provider.execute(call, bound, self.prompter.output, _Either(self.cancel, stop))
+            result = self.provider.execute(call, bound, output, _Either(self.cancel, stop))
         except runner.Aborted:
             if not stop.is_set() or (self.cancel is not None and self.cancel.is_set()):
                 raise
-            result = runner.Result(0, "", time.monotonic() - started)
+            result = runner.Result(0, "\n".join(seen)[-runner.TAIL_CHARS:], time.monotonic() - started)
             why = "you went on"
         else:
             if not (result.timed_out and done is None):

@@ -67,8 +67,9 @@ def _code_lines(block: Block) -> list[tuple[int, str]]:
     return out
 
 
-def advice(book: Runbook) -> list[Advice]:
-    """Every piece of advice on the runbook's shell blocks, in line order."""
+def advice(book: Runbook, provider: str | None = None) -> list[Advice]:
+    """Every piece of advice on the runbook's shell blocks, in line order; `provider`: where it is planned (None:
+    anywhere, as `validate` reads it)."""
     secrets = {p.name for p in book.params if p.type == "secret"}
     out: list[Advice] = []
     for step in book.steps:
@@ -88,7 +89,8 @@ def advice(book: Runbook) -> list[Advice]:
                     out.append(Advice(line, "pipes a download into a shell: what runs is whatever the server sends "
                                             "that day; download, check its checksum, then run it"))
                 for name in secrets:
-                    if re.search(r"\{\{\s*" + re.escape(name) + r"\s*\}\}", text) and not _safe_secret_use(text):
+                    if re.search(r"\{\{\s*" + re.escape(name) + r"\s*\}\}", text) and \
+                            not _safe_secret_use(text, provider):
                         out.append(Advice(line, f"{{{{ {name} }}}} is a secret and lands in this command's argv, "
                                                 "which every user of the host can read (ps): pass it on stdin or in "
                                                 "an environment variable"))
@@ -103,12 +105,14 @@ def advice(book: Runbook) -> list[Advice]:
     return sorted(out, key=lambda a: a.line)
 
 
-def _safe_secret_use(text: str) -> bool:
-    """A secret that stays out of argv: an assignment, an export, a here-string, or `railway variables set` (whose
-    value opsconsole's railway function sends on stdin)."""
+def _safe_secret_use(text: str, provider: str | None) -> bool:
+    """A secret that stays out of argv: an assignment, an export, a here-string, or on a railway environment
+    `railway variables set KEY=…` / `--set` (whose value opsconsole's railway function sends on stdin)."""
     stripped = text.strip()
-    return bool(re.match(r"(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\S*\{\{", stripped)) or "<<<" in stripped or \
-        bool(re.search(r"\brailway\s+variables?\s+set\b", stripped))
+    if re.match(r"(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*=\S*\{\{", stripped) or "<<<" in stripped:
+        return True
+    return provider == "railway" and bool(re.search(r"\brailway\s+(?:variables?|vars?)\s+(?:set\b|--set\b)",
+                                                     stripped))
 
 
 def refuse_development(book: Runbook, environment: str, protection: str) -> None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from opsconsole import templating
 
-# `<name>` with no space inside, not `<<`, `<(`, `<&`, `<=`, nor `a<b>` glued to a word before it.
-_ANGLE = re.compile(r"(?<![\w<$\\-])<(?P<name>[A-Za-z][A-Za-z0-9_.-]{0,62})>(?![>=])")
+# `<name>` with no space or dot inside (`<dump.sql>` is a file), not `<<`, `<(`, `<&`, `<=`; glued to a word is
+# fine (`worker-<pod_id>-x`, `db_<name>`).
+_ANGLE = re.compile(r"(?<![<$\\])<(?P<name>[A-Za-z][A-Za-z0-9_-]{0,62})>(?![>=])")
 # YOUR_API_KEY_HERE, YOUR_DOMAIN: capitals after YOUR_, as docs write them.
 _YOUR = re.compile(r"(?<![A-Za-z0-9_$])YOUR_(?P<name>[A-Z][A-Z0-9_]{0,62}?)(?:_HERE)?(?![A-Za-z0-9_])")
 # A name that says it holds a secret: typed `secret`, masked everywhere, asked at a hidden prompt.
@@ -55,60 +56,66 @@ def find(source: str) -> list[Placeholder]:
     return found
 
 
-def template(source: str) -> tuple[str, list[Placeholder]]:
-    """`source` with each human placeholder written as `{{ name }}`, and the placeholders that were (a word in a
-    comment stays as the doc wrote it: it is guidance, not input)."""
+def _rewrite(source: str, chosen: list[Placeholder]) -> tuple[str, dict[int, Placeholder]]:
+    """`source` with `chosen` written as `{{ name }}`, and where each one now starts."""
+    out: list[str] = []
+    where: dict[int, Placeholder] = {}
+    pos = 0
+    length = 0
+    for p in chosen:
+        out.append(source[pos:p.offset])
+        length += p.offset - pos
+        where[length] = p
+        ref = "{{ " + p.name + " }}"
+        out.append(ref)
+        length += len(ref)
+        pos = p.offset + len(p.text)
+    out.append(source[pos:])
+    return "".join(out), where
+
+
+def template(source: str) -> tuple[str, list[Placeholder], list[tuple[int, str]]]:
+    """`source` with each human placeholder written as `{{ name }}`; the placeholders that were; and problems as
+    (offset in `source`, message) for those that cannot be filled in safely where they stand (a here-document,
+    backticks, `${…}`): said with their line, not passed on as bash's syntax error. A word in a comment stays as the
+    doc wrote it: it is guidance, not input."""
     found = find(source)
     if not found:
-        return source, []
-    out: list[str] = []
-    pos = 0
-    for p in found:
-        out.append(source[pos:p.offset])
-        out.append("{{ " + p.name + " }}")
-        pos = p.offset + len(p.text)
-    out.append(source[pos:])
-    rewritten = "".join(out)
-    try:
-        parts = templating.split(rewritten)
-        contexts = templating.sh_contexts(parts)
-    except templating.TemplateError:
-        return source, []  # the block has its own problem; it is reported as it is
-    ours = {p.offset: p for p in found}
+        return source, [], []
+    problems: dict[int, str] = {}
+    while True:
+        chosen = [p for p in found if p.offset not in problems]
+        rewritten, where = _rewrite(source, chosen)
+        try:
+            parts = templating.split(rewritten)
+            contexts = templating.sh_contexts(parts)
+        except templating.TemplateError as exc:
+            culprit = where.get(exc.offset)
+            if culprit is None:
+                return source, [], []  # the block has its own problem; it is reported as it is
+            problems[culprit.offset] = (f"{culprit.text} cannot be filled in safely here (" +
+                                        exc.message.split(" cannot be quoted safely", 1)[0].split("}} ", 1)[-1] +
+                                        f"): set a variable first (NAME={culprit.text}) and use \"$NAME\" here")
+            continue
+        break
     refs = [part for part in parts if isinstance(part, templating.Ref)]
-    # Map each new {{ }} back to the placeholder it replaced: offsets shift by the length difference so far.
-    shift = 0
-    kept: list[Placeholder] = []
-    back: dict[int, Placeholder] = {}
-    for p in found:
-        back[p.offset + shift] = p
-        shift += len("{{ " + p.name + " }}") - len(p.text)
-    for ref, context in zip(refs, contexts):
-        p = back.get(ref.offset)
-        if p is None:
-            continue
-        if context == "comment":
-            ours.pop(p.offset, None)
-        else:
-            kept.append(p)
-    if len(kept) == len(found):
-        return rewritten, kept
-    # Rewrite again, leaving the ones in comments as they were.
-    out, pos = [], 0
-    for p in found:
-        if p.offset not in ours:
-            continue
-        out.append(source[pos:p.offset])
-        out.append("{{ " + p.name + " }}")
-        pos = p.offset + len(p.text)
-    out.append(source[pos:])
-    return "".join(out), kept
+    in_comments = {where[ref.offset].offset for ref, context in zip(refs, contexts)
+                   if context == "comment" and ref.offset in where}
+    kept = [p for p in chosen if p.offset not in in_comments]
+    if in_comments:
+        rewritten, _ = _rewrite(source, kept)
+    return rewritten, kept, sorted(problems.items())
 
 
-def hint(source: str) -> str | None:
-    """For a shell block bash cannot parse: a word in angle brackets the reader must fill in, said as such."""
+def hint(source: str, declared: bool) -> str | None:
+    """For a shell block bash cannot parse: a word in angle brackets the reader must fill in, said as such.
+    `declared`: the runbook declares its params (so its `<…>` are not turned into params)."""
     m = re.search(r"<[^<>\n]{1,64}>", source)
     if m is None or m.group(0).startswith(("<<", "<(")):
         return None
-    return (f"{m.group(0)} is a placeholder for the reader, which bash reads as a redirection: declare a param in the "
-            f"front matter and write {{{{ name }}}}, or drop the front matter params to have opsconsole ask for it")
+    if declared:
+        return (f"{m.group(0)} is a placeholder for the reader, which bash reads as a redirection: declare a param "
+                f"in the front matter and write {{{{ name }}}}, or drop the front matter params to have opsconsole "
+                f"ask for it")
+    return (f"{m.group(0)} is a placeholder for the reader, which bash reads as a redirection: write it as one word "
+            f"(<new_secret>) so opsconsole asks for it, or as {{{{ name }}}} with a param")

@@ -78,15 +78,13 @@ class Param:
 
     def member_default(self, environment: Environment) -> str | None:
         """A member param's value when none is given: its front-matter default when the environment has that member;
-        with no default, the first member of a probe kind (the database, the cache) or the only member of a broad
-        kind. None when that leaves a choice to make: scaling the first service because `worker` is missing would
+        with no default, the environment's only member of the kind. None when that leaves a choice to make:
+        restoring into the first of two databases, or scaling the first service because `worker` is missing, would
         change the wrong thing."""
         members = self.members(environment)
         if isinstance(self.default, str):
             return self.default if self.default in members else None
-        if members and (self.kind in ALL_KINDS or len(members) == 1):
-            return members[0]
-        return None
+        return members[0] if len(members) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -113,6 +111,8 @@ class Block:
     def follows(self) -> bool:
         """A block that streams until stopped (`tail -f`, `kubectl logs -f`, `watch`, role `watch`): it ends when
         the engineer goes on, or headless after a bounded time, as a success with its output kept."""
+        if self.role != "run":  # a check or a verify must finish to say anything: never cut short as a success
+            return False
         return self.attrs.get("role") == "watch" or (self.lang == "sh" and follows(self.source))
 
     def line_of(self, offset: int) -> int:
@@ -292,6 +292,7 @@ class _Reader:
         self.path = path
         self.content_hash = content_hash
         self.problems = problems
+        self.declared_params = False
 
     def read(self) -> Runbook:
         meta, body_start = self._front_matter()
@@ -301,6 +302,7 @@ class _Reader:
         body = "\n".join([""] * body_start + self.lines[body_start:])
         headings, fences, paragraphs = self._markdown(body)
         blocks = [b for b in (self._block(f) for f in fences) if b is not None]
+        self.declared_params = "params" in meta
         if "params" not in meta:  # a plain doc: its `<new_secret>` and YOUR_KEY_HERE are what it asks for
             blocks, params = self._human_placeholders(blocks)
             names = {p.name for p in params}
@@ -647,7 +649,9 @@ class _Reader:
             if block.lang != "sh":
                 out.append(block)
                 continue
-            source, found = placeholders.template(block.source)
+            source, found, problems = placeholders.template(block.source)
+            for offset, message in problems:
+                self.problems.add(message, block.line_of(offset))
             out.append(replace(block, source=source) if found else block)
             for p in found:
                 if p.name not in params:
@@ -683,7 +687,8 @@ class _Reader:
                 if problem is not None:
                     from opsconsole import placeholders
 
-                    self.problems.add(placeholders.hint(str(parts[0])) or problem[1], block.line + problem[0])
+                    self.problems.add(placeholders.hint(str(parts[0]), self.declared_params) or problem[1],
+                                      block.line + problem[0])
             else:
                 try:
                     render(block, _samples(params), {k: "1" for k in actions.RECORDED_KEYS})
@@ -723,25 +728,26 @@ class _Reader:
 
         steps: list[Step] = []
         intro: list[int] = []
-        lead = ""  # the text of a heading without blocks, for the first step below it
+        lead: list[tuple[int, str]] = []  # (level, text) of headings without blocks, for the first step below them
         trail: list[_Heading] = []  # the headings enclosing the current one
 
         def prose(start: int, end: int) -> str:
             return _clean([self.lines[i] for i in range(start, end) if i not in hidden])
 
         def add(title: str, text: str, group: list[Block], line: int, context: tuple[str, ...] = ()) -> None:
-            nonlocal lead
             if all(b.role == "rollback" for b in group):
                 self.problems.add("a step of only rollback blocks: a rollback belongs in the step whose change it "
                                   "undoes", line)
             if lead:
-                text, lead = (lead + "\n\n" + text).strip(), ""
+                text = "\n\n".join([*(t for _, t in lead if t), text]).strip()
+                lead.clear()
             steps.append(Step(index=len(steps) + 1, title=title, prose=text, blocks=tuple(group), line=line,
                               context=context))
 
         for k, (start, end, head) in enumerate(regions):
             if head is not None:
                 trail = [h for h in trail if h.level < head.level]
+                lead[:] = [(level, t) for level, t in lead if level < head.level]  # only a section's own text leads
                 context = tuple(h.title for h in trail if h.title)
                 trail.append(head)
             else:
@@ -751,7 +757,7 @@ class _Reader:
                 following = regions[k + 1][2] if k + 1 < len(regions) else None
                 if head is not None and following is not None and following.level > head.level:
                     # A section heading over sub-sections: its text leads into the first step below it.
-                    lead = (lead + "\n\n" + prose(start + 1, end)).strip()
+                    lead.append((head.level, prose(start + 1, end)))
                 elif not steps:  # guidance without a block: the intro before the first step...
                     intro.extend(i for i in range(start, end) if i not in hidden)
                 elif prose(start, end):  # ...else more of the step before
@@ -792,20 +798,22 @@ class _Reader:
         return tuple(steps), intro
 
 
+# A follow command at the start of a command: `tail -f`, `journalctl -f`, `… logs -f`, `watch …`, `kubectl get -w`.
 _FOLLOW = re.compile(
-    r"(?:^|[;&|(]|\s)(?:"
-    r"(?:tail|journalctl)\b[^;&|#]*\s(?:-f|-F|--follow)(?=\s|$|[;&|])"  # tail -f, journalctl -f
-    r"|logs\b[^;&|#]*\s(?:-f|--follow)(?=\s|$|[;&|])"  # kubectl/docker compose/railway logs -f
-    r"|watch\s"  # watch -n 2 kubectl get pods
-    r"|kubectl\s+get\b[^;&|#]*\s(?:-w|--watch)(?=\s|$|[;&|])"  # kubectl get pods -w
+    r"^(?:sudo\s+)?(?:"
+    r"(?:tail|journalctl)\b[^;&|#]*\s(?:-f|-F|--follow)(?=\s|$)"
+    r"|(?:kubectl|docker|docker-compose|railway|heroku|fly|flyctl|stern|aws)\b[^;&|#]*\blogs?\b[^;&|#]*"
+    r"\s(?:-f|--follow)(?=\s|$)"
+    r"|watch\s"
+    r"|kubectl\s+get\b[^;&|#]*\s(?:-w|--watch)(?=\s|$)"
     r")")
 
 
 _GENERATOR = re.compile(
-    r"(?:^|[;&|(`]|\$\(|\s)(?:"
+    r"(?:^|[;&|(`<]|\$\(|\s)(?:"
     r"openssl\s+rand\b|pwgen\b|uuidgen\b|apg\b|mkpasswd\b|gpg\s+--gen-random\b"
     r"|(?:head|dd)\b[^;&|#\n]*/dev/u?random|/dev/u?random\b"
-    r"|python3?\s+-c\s+['\"][^'\"]*\bsecrets\.token_|node\s+-e\s+['\"][^'\"]*randomBytes"
+    r"|python3?\s+-c\s+.*\bsecrets\.token_|node\s+-e\s+.*\brandomBytes\b"
     r")")
 
 
@@ -815,12 +823,21 @@ def generates_secret(source: str) -> bool:
 
 
 def follows(source: str) -> bool:
-    """Whether a shell script holds a command that streams until stopped (`logs -f`, `tail -f`, `watch`)."""
-    for line in source.split("\n"):
-        code = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
-        if _FOLLOW.search(code):
-            return True
-    return False
+    """Whether a shell script ends with a command that streams until stopped (`logs -f`, `tail -f`, `watch`): its
+    last command, so stopping it cuts nothing after it short. A follow command piped into a filter that ends on its
+    own (`tail -f log | grep -m1 ready`) is a wait, not a follow: it keeps its timeout."""
+    lines = [line.split(" #", 1)[0].strip() for line in source.split("\n")]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        return False
+    last = lines[-1]
+    commands = [c.strip() for c in re.split(r"&&|\|\||;", last) if c.strip()]
+    if not commands:
+        return False
+    pipeline = [p.strip() for p in commands[-1].split("|")]
+    if len(pipeline) > 1 and re.search(r"\bgrep\b[^|]*(?:-m\s*\d|--max-count|-q\b)|\bhead\b", pipeline[-1]):
+        return False
+    return bool(_FOLLOW.match(pipeline[0]))
 
 
 def _only_top(tops: list[_Heading], blocks: list[Block]) -> _Heading | None:

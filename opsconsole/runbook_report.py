@@ -66,7 +66,9 @@ def _expectation_problems(book: Runbook, environment: Environment) -> list[UserE
     {{ placeholder }} without one (a required param, a {{ previous.* }}) is checked by `plan` once it is known."""
     from opsconsole import expect
 
-    defaults = {p.name: p.default for p in book.params if p.default is not None}
+    defaults = {p.name: p.default for p in book.params if p.default is not None and p.type != "member"}
+    # A member param is what the environment offers (its default only where the environment has it); where it
+    # leaves a choice, the lines using it are checked by `plan` once it is given.
     defaults.update({p.name: chosen for p in book.params
                      if p.type == "member" and (chosen := p.member_default(environment)) is not None})
     problems: list[UserError] = []
@@ -103,7 +105,7 @@ def listing(shelves: tuple[runbook.Shelf, ...]) -> list[dict[str, Any]]:
     came from (`source`: the user's folder or `built-in`; `overrides`: the built-in one it hides)."""
     entries = []
     for path, shelf, hidden in runbook.catalog(shelves):
-        book, problems = runbook.inspect(path)
+        book, problems = _inspected(path)
         entries.append({
             "name": path.stem,
             "path": str(path),
@@ -118,6 +120,24 @@ def listing(shelves: tuple[runbook.Shelf, ...]) -> list[dict[str, Any]]:
             "problems": [_problem(p) for p in problems],
         })
     return entries
+
+
+_INSPECTED: dict[Path, tuple[tuple[int, int], Any]] = {}
+
+
+def _inspected(path: Path) -> Any:
+    """runbook.inspect, once per version of the file: listings are asked for again and again (the palette asks on
+    every key), and reading a runbook runs `bash -n` per shell block."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return runbook.inspect(path)
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _INSPECTED.get(path)
+    if cached is None or cached[0] != key:
+        cached = (key, runbook.inspect(path))
+        _INSPECTED[path] = cached
+    return cached[1]
 
 
 def table(shelves: tuple[runbook.Shelf, ...], entries: list[dict[str, Any]]) -> str:

@@ -18,10 +18,11 @@ import re
 SESSION_LANGUAGES = ("console", "shell-session", "sh-session", "terminal")
 
 # `$ cmd`, `user@host:~/app$ cmd`, `(venv) $ cmd`; in console blocks also the root prompt `# cmd`.
-_PROMPT = re.compile(r"^\s*(?:\([\w.-]+\)\s*)?(?:[\w.-]+@[\w.-]+(?::[^\s$#]*)?)?\$(?: |\Z)")
-_ROOT = re.compile(r"^\s*(?:[\w.-]+@[\w.-]+(?::[^\s$#]*)?)?# ")
+_PROMPT = re.compile(r"^\s*(?:\([\w.-]+\)\s*)?(?:[\w.-]+@[\w.-]+(?::[^\s$#]*)?|\[[^\]\n]+\])?\$(?: |\Z)")
+_ROOT = re.compile(r"^\s*(?:[\w.-]+@[\w.-]+(?::[^\s$#]*)?|\[[^\]\n]+\])?# ")
+_HOST_ROOT = re.compile(r"^\s*(?:[\w.-]+@[\w.-]+(?::[^\s$#]*)?|\[[^\]\n]+\])# ")  # root@db:~# , [root@db ~]#
 _CONTINUED = re.compile(r"^\s*> ")  # bash's PS2 after an unfinished line
-_HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+_HEREDOC = re.compile(r"(?<!<)<<(?!<)-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")  # not a <<< here-string
 
 
 def prompted(content: str) -> bool:
@@ -38,19 +39,23 @@ def read(content: str, *, root_prompts: bool) -> tuple[str, str]:
     pending = False  # the command before goes on: a trailing backslash, an open quote, a here-document
     heredoc: str | None = None
     current: list[str] = []  # the lines of the command being read
-    for line in content.split("\n"):
+    lines = content.split("\n")
+    # `# ` is root's prompt only in a session of root's: where `$ ` prompts appear, a bare `# …` is a comment.
+    root = root_prompts and not any(_PROMPT.match(line) for line in lines)
+    for line in lines:
         if heredoc is not None:
-            script.append(line)
-            if line.strip() == heredoc:
+            body = line[_CONTINUED.match(line).end():] if _CONTINUED.match(line) else line  # copied with PS2
+            script.append(body)
+            if body.strip() == heredoc:
                 heredoc = None
             continue
-        prompt = _PROMPT.match(line) or (_ROOT.match(line) if root_prompts else None)
+        prompt = _PROMPT.match(line) or (_ROOT.match(line) if root else _HOST_ROOT.match(line))
         if prompt and not pending:
             command = line[prompt.end():]
             current = []
         elif pending:
             command = line[_CONTINUED.match(line).end():] if _CONTINUED.match(line) else line
-        elif not root_prompts and line.lstrip().startswith("#"):
+        elif not root and line.lstrip().startswith("#"):
             command = line  # a comment between commands, as written
         else:
             script.append("")
@@ -78,6 +83,7 @@ def _unfinished(command: str) -> bool:
     if _open_quote(command):
         return True
     code = "\n".join(line.split(" #", 1)[0] for line in command.split("\n"))
+    code = re.sub(r"'[^']*'|\"(?:\\.|[^\"\\])*\"", "''", code)  # words in quotes are not keywords
     return len(_OPENERS.findall(code)) > len(_CLOSERS.findall(code))
 
 

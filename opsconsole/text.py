@@ -94,8 +94,12 @@ def metric(key: str, value: Any) -> str:
     ("longest_query_s", 272.0) → "4 min 32 s", ("memory_pct", 81.25) → "81.3%", ("maxmemory", 0) → "no limit".
 
     Anything that is not a finite number (a version string, a role, a flag) is shown as it is."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return number(value)
+    try:
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float, from a health body: shown as the digits it is
+        finite = False
+    if not finite:
+        return number(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
     unit = unit_of(key)
     if unit == "bytes":
         if value == 0 and key.rsplit(".", 1)[-1] in _ZERO_IS_UNLIMITED:

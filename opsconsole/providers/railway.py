@@ -293,8 +293,9 @@ class RailwayProvider(Provider):
         head = shlex.join(self.run_argv(service_id, "bash", "-e", "-c"))
         pinned = {"OPSCONSOLE_RAILWAY": self.cli, "OPSCONSOLE_RAILWAY_PROJECT": self.project_id,
                   "OPSCONSOLE_RAILWAY_ENVIRONMENT": self.environment_id}
-        return runner.Command(argv, display=f"{inner.display}\n# through: {head}\n# railway in the script: pinned to "
-                                            f"environment {self.environment_id}; a nested `railway run` is unwrapped",
+        return runner.Command(argv, display=f"{inner.display}\n# through: {head}\n# railway in the script: a nested `railway run` "
+                                            f"unwrapped; logs, up, connect, variables pinned to environment "
+                                            f"{self.environment_id}; variables set values on stdin",
                               stdin=inner.stdin, env={**inner.env, **self.token_env(), **pinned}, cwd=self.base_dir)
 
     def execute(self, call: Call, timeout_s: float | None, on_output: Output,
@@ -442,39 +443,63 @@ class RailwayProvider(Provider):
 # that take --environment get this one unless they name one; and `variables set KEY=VALUE` passes VALUE on stdin
 # (`--stdin`) from a shell function, so a secret never sits in any process's argv.
 _WRAPPER = r"""railway() {
-  local sub="${1:-}" cli="$OPSCONSOLE_RAILWAY" env="$OPSCONSOLE_RAILWAY_ENVIRONMENT"
+  local cli="$OPSCONSOLE_RAILWAY" env="$OPSCONSOLE_RAILWAY_ENVIRONMENT" sub="${1:-}" arg
+  [ $# -gt 0 ] && shift
+  if [ "$sub" = run ] || [ "$sub" = local ]; then  # already inside `railway run` for this project and environment
+    local service=""
+    while [ $# -gt 0 ]; do  # railway's own flags, up to the command
+      case "$1" in
+        --) shift; break ;;
+        -s|--service) service="${2:-}"; shift; [ $# -gt 0 ] && shift ;;
+        --service=*) service="${1#*=}"; shift ;;
+        -e|--environment|-p|--project) shift; [ $# -gt 0 ] && shift ;;
+        -*) shift ;;
+        *) break ;;
+      esac
+    done
+    if [ -n "$service" ]; then
+      command "$cli" run --project "$OPSCONSOLE_RAILWAY_PROJECT" --environment "$env" --service "$service" -- "$@"
+    else
+      "$@"
+    fi
+    return
+  fi
+  local named_env="" args=() pairs=()
+  while [ $# -gt 0 ]; do
+    arg="$1"
+    case "$arg" in
+      -e|--environment) named_env="${2:-}"; args+=("$arg" "${2:-}"); shift; [ $# -gt 0 ] && shift; continue ;;
+      --environment=*) named_env="${arg#*=}"; args+=("$arg") ;;
+      -s|--service) args+=("$arg" "${2:-}"); shift; [ $# -gt 0 ] && shift; continue ;;
+      --set) pairs+=("${2:-}"); shift; [ $# -gt 0 ] && shift; continue ;;
+      --set=*) pairs+=("${arg#*=}") ;;
+      *) args+=("$arg") ;;
+    esac
+    shift
+  done
   case "$sub" in
-    run|local)
-      shift
-      local service=""
-      while [ $# -gt 0 ]; do
-        case "$1" in
-          --) shift; break ;;
-          -s|--service) service="$2"; shift 2 ;;
-          --service=*) service="${1#*=}"; shift ;;
-          -e|--environment|-p|--project) shift 2 ;;
-          -*) shift ;;
-          *) break ;;
-        esac
-      done
-      if [ -n "$service" ]; then
-        command "$cli" run --project "$OPSCONSOLE_RAILWAY_PROJECT" --environment "$env" --service "$service" -- "$@"
-      else
-        "$@"
-      fi ;;
     variables|variable|vars|var)
-      local pinned=()
-      case " $* " in *" -e "*|*" --environment "*|*" --environment="*) ;; *) pinned=(--environment "$env") ;; esac
-      if [ "${2:-}" = set ] && [ $# -ge 3 ] && [[ "$3" == *=* ]]; then
-        local pair="$3"; shift 3
-        printf '%s' "${pair#*=}" | command "$cli" "$sub" set "${pair%%=*}" --stdin "${pinned[@]}" "$@"
+      local pin=()
+      [ -z "$named_env" ] && pin=(--environment "$env")
+      if [ "${args[0]:-}" = set ]; then  # KEY=VALUE words become values on stdin
+        local flags=()
+        for arg in "${args[@]:1}"; do
+          case "$arg" in -*) flags+=("$arg") ;; *=*) pairs+=("$arg") ;; *) flags+=("$arg") ;; esac
+        done
+        args=("${flags[@]}")
+      fi
+      if [ ${#pairs[@]} -gt 0 ]; then  # each value on stdin, never in an argv
+        local pair
+        for pair in "${pairs[@]}"; do
+          printf '%s' "${pair#*=}" | command "$cli" "$sub" set "${pair%%=*}" --stdin "${args[@]}" "${pin[@]}" || return $?
+        done
       else
-        command "$cli" "$@" "${pinned[@]}"
+        command "$cli" "$sub" "${args[@]}" "${pin[@]}"
       fi ;;
     logs|up|connect)
-      case " $* " in *" -e "*|*" --environment "*|*" --environment="*) command "$cli" "$@" ;;
-        *) command "$cli" "$@" --environment "$env" ;; esac ;;
-    *) command "$cli" "$@" ;;
+      if [ -z "$named_env" ]; then command "$cli" "$sub" "${args[@]}" --environment "$env"
+      else command "$cli" "$sub" "${args[@]}"; fi ;;
+    *) command "$cli" "$sub" "${args[@]}" ;;
   esac
 }
 """

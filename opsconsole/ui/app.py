@@ -324,17 +324,17 @@ class OpsConsole(App[None]):
         return [(r.name, r.status) for r in rnd.readings if r.parent is None]
 
     def _order_panels(self, rnd: Round, first: bool) -> None:
-        """Keep the members that are not ok in view: crit panels first, then warn, then the rest, each group in
+        """Keep the members that are not ok in view: crit panels first, then unknown, warn, the rest, each group in
         config order. The order follows from the statuses alone, so panels move only when a member changes group,
         never from one round to the next; the focused member keeps the focus wherever its panel goes."""
         grid = self.query_one("#panels", ItemGrid)
         if not self.panels or any(p.parent is not grid for p in self.panels.values()):
             return  # not mounted yet (or being replaced by an environment switch)
-        group = {Status.CRIT: 0, Status.WARN: 1}
+        group = {Status.CRIT: 0, Status.UNKNOWN: 1, Status.WARN: 2}  # the worst first, as the header names them
 
         def place(name: str) -> int:
             reading = rnd.reading(name)
-            return group.get(reading.status, 2) if reading is not None else 2
+            return group.get(reading.status, 3) if reading is not None else 3
 
         in_config = [t.name for t in self.environment.targets if t.name in self.panels]
         wanted = sorted(in_config, key=place)  # stable: config order within each group

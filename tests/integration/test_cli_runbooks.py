@@ -210,7 +210,7 @@ def test_expect_against_a_real_round(pg_running, blackhole):
 
     rnd = asyncio.run(probe())
     book = runbook.load(SHIPPED / "local-smoke.md")
-    values = runbook.bind_params(book, {}, env)  # `db` is the environment's first postgres member
+    values = runbook.bind_params(book, {"db": "db"}, env)  # two postgres members: named; the only redis: chosen
     assert values == {"db": "db", "cache": "cache"}
     (check,) = book.steps[2].blocks[:1]
     (db_ok,) = runbook.parse_ops(check, runbook.render(check, values, {}))
@@ -243,3 +243,20 @@ def test_local_smoke_runs_end_to_end(run_cli, project, write_config, pg_running,
     assert "disk " in result.stdout and "% used" in result.stdout
     (run,) = json.loads(run_cli("journal", "list", "--json", env=env).stdout)["runs"]
     assert (run["runbook"], run["status"]) == ("local-smoke", "succeeded")
+
+
+def test_validate_against_an_environment_checks_the_built_in_runbooks_fairly(run_cli, tmp_path, write_config):
+    """A bare `validate --env` reads the whole search path, the built-in runbooks included: a member param the
+    environment leaves open (no `emails` queue, two databases) is not read as its front-matter default."""
+    write_config("""\
+        [environments.local]
+        provider = "local"
+        [environments.local.services.main]
+        url = "postgresql://localhost:5432/main"
+        [environments.local.services.reports]
+        url = "postgresql://localhost:5432/reports"
+        """)
+    result = run_cli("runbooks", "validate", "--env", "local")
+    no_traceback(result)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.strip().endswith("9 runbooks checked: 9 valid, 0 invalid")

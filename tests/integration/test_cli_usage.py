@@ -100,3 +100,15 @@ def test_a_development_only_command_is_refused_on_a_typed_environment_and_advise
     assert not (tmp_path / "marked").exists()  # refused before the first step
     dev = opsconsole(tmp_path, "run", "schema", "--env", "dev", "--yes")
     assert dev.returncode == 0 and (tmp_path / "marked").exists()  # advice only where the name is not typed
+
+
+def test_no_resume_note_for_a_run_whose_runbook_changed_since(tmp_path):
+    (tmp_path / "opsconsole.toml").write_text('[opsconsole]\njournal = "j.sqlite3"\n[environments.local]\n'
+                                              'provider = "local"\n')
+    (tmp_path / "runbooks").mkdir()
+    book = tmp_path / "runbooks" / "two.md"
+    book.write_text("# Two\n\n## One\n```sh\necho one\n```\n\n## Two\n```sh\nfalse\n```\n")
+    assert opsconsole(tmp_path, "run", "two", "--yes").returncode == 1
+    book.write_text("# Two\n\n## One\n```sh\necho one\n```\n\n## Two\n```sh\ntrue\n```\n")  # fixed: a new runbook
+    again = opsconsole(tmp_path, "run", "two", "--yes")
+    assert again.returncode == 0 and "note:" not in again.stderr  # that run cannot resume: no advice to try

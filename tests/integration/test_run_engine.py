@@ -292,3 +292,11 @@ def test_a_session_block_notes_in_the_journal_when_its_output_differs_from_the_d
     assert not any("differs" in v for v in same.verification.split("\n"))
     assert "output differs from what the doc shows: 0 of 1 line(s) seen; first missing: pods: 3" in \
         different.verification
+
+
+def test_a_generated_secret_registers_its_tokens_not_its_words():
+    from opsconsole.engine import _token_like
+
+    assert [_token_like(w) for w in ("9f86d081884c7d659a2feaa0c55ad015", "Xk3v9Lq2", "done", "configured",
+                                     "550e8400-e29b-41d4-a716-446655440000", "aB+/cD=eFgHiJkLmNoPqRs")] == [
+        True, True, False, False, True, True]

@@ -25,11 +25,12 @@ PLAIN = Path(__file__).resolve().parents[1] / "fixtures" / "plain"
     ("cat <<EOF\nhello\nEOF\n", []),  # a here-document
     ("diff <(ls a) <(ls b)\n", []),  # process substitution
     ("cat > pom.xml <<'EOF'\n<project><version>1</version></project>\nEOF\n", []),  # markup that closes
-    ("if [[ $a<b> ]]; then :; fi\n", []),  # glued to a word: not a placeholder
+    ("kubectl delete pod worker-<pod_id>-x\n", ["pod_id"]),  # glued to words around it
+    ("psql <dump.sql> /dev/null\n", []),  # a file name: a redirection
     ("# replace <service> below with yours\necho hi\n", []),  # a comment is guidance
 ])
 def test_what_is_a_placeholder(source, names):
-    _, found = placeholders.template(source)
+    _, found, _ = placeholders.template(source)
     assert [p.name for p in found] == names
 
 
@@ -95,3 +96,14 @@ def test_a_missing_placeholder_value_says_which_and_how(tmp_path):
     with pytest.raises(UserError) as caught:
         runbook.bind_params(book, {})
     assert caught.value.message == "param 'domain' is required: -p domain=VALUE (str)" and caught.value.line == 3
+
+
+def test_a_placeholder_in_a_here_document_is_a_problem_with_its_line_and_the_others_still_work(tmp_path):
+    doc = tmp_path / "heredoc.md"
+    doc.write_text("## Write\n```sh\ncat <<EOF > app.env\npassword: <db_password>\nEOF\nset-it <new_password>\n```\n")
+    _, problems = runbook.inspect(doc)
+    assert [(p.line, p.message) for p in problems] == [
+        (4, '<db_password> cannot be filled in safely here (inside a here-document): set a variable first '
+            '(NAME=<db_password>) and use "$NAME" here')]
+    source, found, issues = placeholders.template("set-it <new_password>\n")
+    assert [p.name for p in found] == ["new_password"] and issues == []

@@ -686,10 +686,13 @@ def test_member_params_default_to_the_environments_member_of_their_kind(write, m
         echo {{ db }} {{ cache }} {{ health }} {{ queue }}
         ```
         '''))
-    # The first member of a probe kind; the front-matter default; the only member of a broad kind.
-    assert runbook.bind_params(book, {}, members_env) == {"db": "main", "cache": "cache", "health": "api",
-                                                          "queue": "emails"}
+    # The only member of its kind; the front-matter default; never the first of several (two postgres here).
+    assert runbook.bind_params(book, {"db": "main"}, members_env) == {"db": "main", "cache": "cache", "health": "api",
+                                                                      "queue": "emails"}
     assert runbook.bind_params(book, {"db": "reports"}, members_env)["db"] == "reports"
+    with pytest.raises(UserError, match="has several: name the postgres member with -p db=NAME "
+                                        r"\(it has: main, reports\)"):
+        runbook.bind_params(book, {}, members_env)
     # Without an environment (validate), a member param is a name and its default is used as it is.
     assert runbook.bind_params(book, {"db": "anything", "cache": "c", "queue": "q"})["health"] == "api"
 
@@ -769,3 +772,49 @@ def test_the_secret_attribute_is_true_or_false(write):
     assert line == 2 and message == "secret must be true or false, got 'maybe'"
     book = runbook.load(write('## Make\n```sh { secret=true }\necho x\n```\n', name="ok.md"))
     assert book.steps[0].blocks[0].generates_secret
+
+
+def test_a_sections_text_leads_only_into_steps_of_its_own(write):
+    """`## A` text (no blocks, a `### A.1` of notes) does not travel to `## B`'s first step."""
+    book = runbook.load(write('''\
+        # Doc
+
+        ## A
+
+        About A.
+
+        ### A.1
+
+        Notes on A.
+
+        ## B
+
+        About B.
+
+        ### B.1
+        ```sh
+        echo b
+        ```
+        '''))
+    (step,) = book.steps
+    assert step.title == "B.1" and step.context == ("B",)
+    assert step.prose == "About B." and "About A." not in step.prose
+
+
+@pytest.mark.parametrize(("source", "follows"), [
+    ("kubectl logs -f deploy/api\n", True), ("railway logs -f --service api\n", True),
+    ("railway redeploy --yes\n\n# follow it\nrailway logs -f --service api\n", True),
+    ("docker compose logs -f --tail 50 worker\n", True), ("watch -n 2 kubectl get pods\n", True),
+    ("kubectl get pods -w\n", True), ("sudo tail -F /var/log/syslog\n", True),
+    ('echo "now watch the dashboard"\n./migrate.sh\n', False),  # `watch` in a sentence
+    ("tail -f app.log\n./migrate.sh\n", False),  # not the last command: stopping it would cut the rest short
+    ("tail -f app.log | grep -m1 ready\n", False), ("kubectl get pods -w | head -3\n", False),  # ends on its own
+    ("kubectl logs --tail 100 deploy/api\n", False),
+])
+def test_what_follows(source, follows):
+    assert runbook.follows(source) is follows
+
+
+def test_a_verify_block_never_follows(write):
+    book = runbook.load(write('## Wait\n```sh\necho go\n```\n```sh {"role": "verify"}\ntail -f app.log\n```\n'))
+    assert [b.follows for b in book.steps[0].blocks] == [False, False]

@@ -29,7 +29,8 @@ def test_a_console_doc_plans_its_prompt_lines_and_keeps_the_output_it_expects():
 
 
 @pytest.mark.parametrize(("lang", "content", "script", "expected"), [
-    ("console", "$ echo one\none\n# id -un\nroot\n", ["echo one", "id -un"], "one\nroot"),
+    ("console", "$ echo one\none\n# a comment\nroot\n", ["echo one", "# a comment"], "one\nroot"),
+    ("console", "# id -un\nroot\n# hostname\ndb-1\n", ["id -un", "hostname"], "root\ndb-1"),  # root's session
     ("bash", "$ echo one\n# a comment\none\n", ["echo one", "# a comment"], "one"),
     ("console", "user@web-1:~/app$ make deploy\nok\n", ["make deploy"], "ok"),
     ("console", "(venv) $ pip install -e .\nSuccessfully installed\n", ["pip install -e ."], "Successfully installed"),
@@ -66,3 +67,22 @@ def test_output_that_starts_like_a_continuation_prompt_is_output():
                                  root_prompts=True)
     assert text.strip() == "npm run start"
     assert output == "> acme-cache@2.3.1 start\n> node dist/server.js\nlistening"
+
+
+@pytest.mark.parametrize(("content", "script", "expected"), [
+    # A here-document copied with bash's `> ` prompts ends at its `> EOF`; the next command still runs.
+    ("$ cat <<EOF > f\n> hello\n> EOF\n$ kubectl apply -f f\ncreated\n",
+     ["cat <<EOF > f", "hello", "EOF", "kubectl apply -f f"], "created"),
+    ("$ base64 -d <<<abc\nout1\n$ echo x\nx\n", ["base64 -d <<<abc", "echo x"], "out1\nx"),  # a here-string
+    ('$ echo "waiting for pods"\nwaiting for pods\n$ kubectl get pods\nNAME\n',  # a keyword in quotes
+     ['echo "waiting for pods"', "kubectl get pods"], "waiting for pods\nNAME"),
+    ("[root@db ~]# systemctl restart postgresql\n[root@db ~]# systemctl status postgresql\nactive\n",
+     ["systemctl restart postgresql", "systemctl status postgresql"], "active"),
+    # Beside `$ ` prompts a `# …` line is a comment, not root's prompt.
+    ("# Restart the worker\n$ kubectl rollout restart deploy/worker\nrestarted\n",
+     ["# Restart the worker", "kubectl rollout restart deploy/worker"], "restarted"),
+])
+def test_sessions_copied_the_way_people_copy_them(content, script, expected):
+    text, output = sessions.read(content, root_prompts=True)
+    assert [line for line in text.split("\n") if line.strip()] == script
+    assert output == expected
