@@ -95,6 +95,31 @@ async def capture_run(text: str, env: str, output: str, size: tuple[int, int], f
             print("wrote screenshots/journal.svg")
 
 
+async def capture_plain(text: str, env: str, size: tuple[int, int]) -> None:
+    """A team's own operations doc (tests/fixtures/plain/common-operations.md: `###` sections, a `<new_secret>`
+    placeholder, `openssl rand`, `railway logs -f`) planned as a guided run, before anything starts."""
+    from opsconsole import runbook
+    from opsconsole.ui.screens.run import RunScreen
+
+    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
+    (folder / "opsconsole.toml").write_text(text)
+    os.environ["OPSCONSOLE_JOURNAL"] = str(folder / "journal.sqlite3")
+    cfg = config.load(str(folder / "opsconsole.toml"))
+    app = create(cfg, cfg.environment(env))
+    async with app.run_test(size=size) as pilot:
+        while app.rounds_shown < 1:
+            await pilot.pause(0.05)
+        book = runbook.load(ROOT / "tests" / "fixtures" / "plain" / "common-operations.md")
+        app.plan_runbook(book, {"new_secret": "a-new-signing-key-0042"})
+        while not isinstance(app.screen, RunScreen):
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)
+        await pilot.press("down", "down", "down")  # the Rotate Secrets step: its placeholder, masked
+        await pilot.pause(0.3)
+        app.save_screenshot(filename="plain-doc.svg", path=str(HERE))
+        print("wrote screenshots/plain-doc.svg")
+
+
 async def capture_secrets(text: str, env: str, size: tuple[int, int]) -> None:
     """The secret rotation flow: the list of rotatable secrets, then the summary shown before a rotation."""
     from opsconsole.ui.screens.secrets import RotationSummary, SecretsScreen
@@ -150,6 +175,7 @@ def main() -> None:
         asyncio.run(capture_run(text, "staging", "run-screen.svg", LARGE, finish=True))
         asyncio.run(capture_run(text, "production", "confirm-typed.svg", SMALL, finish=False))
         asyncio.run(capture_secrets(text, "staging", SMALL))
+        asyncio.run(capture_plain(text, "staging", LARGE))
 
         stack.fill_queue(880)
         degraded = stack.config_text(api_path="/health")
