@@ -105,7 +105,7 @@ def listing(shelves: tuple[runbook.Shelf, ...]) -> list[dict[str, Any]]:
     came from (`source`: the user's folder or `built-in`; `overrides`: the built-in one it hides)."""
     entries = []
     for path, shelf, hidden in runbook.catalog(shelves):
-        book, problems = _inspected(path)
+        book, problems = inspected(path)
         entries.append({
             "name": path.stem,
             "path": str(path),
@@ -125,9 +125,9 @@ def listing(shelves: tuple[runbook.Shelf, ...]) -> list[dict[str, Any]]:
 _INSPECTED: dict[Path, tuple[tuple[int, int], Any]] = {}
 
 
-def _inspected(path: Path) -> Any:
-    """runbook.inspect, once per version of the file: listings are asked for again and again (the palette asks on
-    every key), and reading a runbook runs `bash -n` per shell block."""
+def inspected(path: Path) -> Any:
+    """runbook.inspect, once per version of the file (mtime, size): listings and the palette ask again and again
+    (the palette on every key), and reading a runbook runs `bash -n` per shell block."""
     try:
         stat = path.stat()
     except OSError:

@@ -29,10 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 async def capture(text: str, output: str, env: str, size: tuple[int, int], rounds: int = 6,
                   between=None, keys: tuple[str, ...] = ()) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
-    (folder / "opsconsole.toml").write_text(text)
-    cfg = config.load(str(folder / "opsconsole.toml"))
-    app = create(cfg, cfg.environment(env))
+    app = app_in_own_folder(text, env)
     async with app.run_test(size=size) as pilot:
         for i in range(rounds):
             while app.rounds_shown <= i:
@@ -49,6 +46,15 @@ async def capture(text: str, output: str, env: str, size: tuple[int, int], round
     print(f"wrote screenshots/{output}")
 
 
+def app_in_own_folder(text: str, env: str):
+    """The app on `text` as a config in a folder of its own, with a journal of its own (runs are made there)."""
+    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
+    (folder / "opsconsole.toml").write_text(text)
+    os.environ["OPSCONSOLE_JOURNAL"] = str(folder / "journal.sqlite3")
+    cfg = config.load(str(folder / "opsconsole.toml"))
+    return create(cfg, cfg.environment(env))
+
+
 async def capture_run(text: str, env: str, output: str, size: tuple[int, int], finish: bool) -> None:
     """The run screen of a real runbook: run to the end (confirming each change), or stopped at the first
     confirmation."""
@@ -56,11 +62,7 @@ async def capture_run(text: str, env: str, output: str, size: tuple[int, int], f
     from opsconsole.ui.dialogs.confirm import ConfirmDialog
     from opsconsole.ui.screens.run import RunScreen
 
-    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
-    (folder / "opsconsole.toml").write_text(text)
-    os.environ["OPSCONSOLE_JOURNAL"] = str(folder / "journal.sqlite3")
-    cfg = config.load(str(folder / "opsconsole.toml"))
-    app = create(cfg, cfg.environment(env))
+    app = app_in_own_folder(text, env)
     async with app.run_test(size=size) as pilot:
         while app.rounds_shown < 2:
             await pilot.pause(0.05)
@@ -101,11 +103,7 @@ async def capture_plain(text: str, env: str, size: tuple[int, int]) -> None:
     from opsconsole import runbook
     from opsconsole.ui.screens.run import RunScreen
 
-    folder = Path(tempfile.mkdtemp(prefix="opsconsole-shot-"))
-    (folder / "opsconsole.toml").write_text(text)
-    os.environ["OPSCONSOLE_JOURNAL"] = str(folder / "journal.sqlite3")
-    cfg = config.load(str(folder / "opsconsole.toml"))
-    app = create(cfg, cfg.environment(env))
+    app = app_in_own_folder(text, env)
     async with app.run_test(size=size) as pilot:
         while app.rounds_shown < 1:
             await pilot.pause(0.05)

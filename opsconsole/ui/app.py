@@ -8,12 +8,11 @@ event loop (the probes are async), so keys keep answering whatever the network d
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -778,21 +777,12 @@ def _destructive(title: str) -> str:
 
 def _runbook_destroys(path: str) -> bool:
     """Whether a runbook destroys data, as the engine will confirm it: a block asks for the typed confirmation, or
-    runs a destructive verb (restore-backup, rotate-secret; not a scratch-only restore drill)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return False
-    return _runbook_destroys_as_of(path, stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=512)
-def _runbook_destroys_as_of(path: str, mtime_ns: int, size: int) -> bool:
-    """_runbook_destroys for one version of the file (the palette asks on every key typed)."""
-    from opsconsole import actions, runbook
+    runs a destructive verb (restore-backup, rotate-secret; not a scratch-only restore drill). Read from the parse
+    the listing keeps per version of the file (the palette asks on every key typed)."""
+    from opsconsole import actions, runbook_report
     from opsconsole.engine import is_change
 
-    book, _ = runbook.inspect(path)
+    book, _ = runbook_report.inspected(Path(path))
     for step in book.steps if book is not None else ():
         for block in step.blocks:
             if not is_change(block):
